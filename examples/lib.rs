@@ -1,0 +1,1 @@
+//! Runnable examples of cellwright; see the `[[example]]` targets in this folder.
