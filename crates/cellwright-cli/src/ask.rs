@@ -1,0 +1,283 @@
+//! `cellwright ask` and `cellwright resume`.
+
+use std::io::IsTerminal;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use cellwright_core::{Budgets, CancelToken, ChatModel, RunId, RunStatus, TraceEvent, TraceStore};
+use cellwright_llm::ScriptedModel;
+use cellwright_runtime::{Agent, AgentConfig, RunObserver, RunOutcome};
+use cellwright_store::SqliteStore;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::{Globals, exit, registry, render};
+
+#[derive(Debug, Args)]
+pub struct AskArgs {
+    /// The question, in plain language.
+    pub question: String,
+    /// `openai:<name>` (endpoint from OPENAI_BASE_URL, key from OPENAI_API_KEY),
+    /// `script:<file.jsonl>`, or `replay:<run id>`.
+    #[arg(long, env = "CELLWRIGHT_MODEL")]
+    pub model: Option<String>,
+    #[arg(long, default_value_t = Budgets::default().max_steps)]
+    pub max_steps: u32,
+    #[arg(long, default_value_t = Budgets::default().max_tool_calls)]
+    pub max_tool_calls: u32,
+    #[arg(long, default_value_t = Budgets::default().max_tokens)]
+    pub max_tokens: u64,
+    /// Wall-time budget of the run, in seconds.
+    #[arg(long, default_value_t = Budgets::default().max_wall_ms / 1000)]
+    pub max_seconds: u64,
+    /// Time limit of one tool call, in seconds.
+    #[arg(long, default_value_t = 120)]
+    pub tool_timeout: u64,
+    /// Seed for the model's sampling and the tools' randomness.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print the outcome as JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    pub run_id: String,
+    /// Use this model instead of the one the run was started with.
+    #[arg(long)]
+    pub model: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn open_store(globals: &Globals) -> anyhow::Result<Arc<SqliteStore>> {
+    Ok(Arc::new(SqliteStore::open(&globals.db).await?))
+}
+
+/// Builds the chat model named by `spec`.
+async fn model_for(spec: &str, store: &SqliteStore) -> anyhow::Result<Arc<dyn ChatModel>> {
+    if let Some(run) = spec.strip_prefix("replay:") {
+        let events = store
+            .events(&RunId::new(run))
+            .await
+            .with_context(|| format!("cannot replay run `{run}`"))?;
+        return Ok(Arc::new(ScriptedModel::replay(run, &events)));
+    }
+    Ok(cellwright_llm::model_from_spec(spec)?)
+}
+
+fn default_model_spec() -> anyhow::Result<String> {
+    if (std::env::var_os("OPENAI_BASE_URL").is_some()
+        || std::env::var_os("OPENAI_API_KEY").is_some())
+        && let Ok(name) = std::env::var("OPENAI_MODEL")
+    {
+        return Ok(format!("openai:{name}"));
+    }
+    bail!(
+        "no chat model configured. The embedded model is not built in yet: point cellwright at an \
+         OpenAI-compatible endpoint, e.g.\n  OPENAI_BASE_URL=http://127.0.0.1:8080/v1 cellwright ask \
+         --model openai:<model name> \"…\"\n(or set CELLWRIGHT_MODEL, or OPENAI_MODEL with OPENAI_BASE_URL)"
+    )
+}
+
+pub async fn ask(globals: &Globals, args: AskArgs) -> anyhow::Result<u8> {
+    let spec = match args.model.clone() {
+        Some(spec) => spec,
+        None => default_model_spec()?,
+    };
+    let store = open_store(globals).await?;
+    let model = model_for(&spec, &store).await?;
+    let config = AgentConfig {
+        budgets: Budgets {
+            max_steps: args.max_steps,
+            max_tool_calls: args.max_tool_calls,
+            max_tokens: args.max_tokens,
+            max_wall_ms: args.max_seconds.saturating_mul(1000),
+        },
+        tool_timeout: Duration::from_secs(args.tool_timeout),
+        seed: args.seed,
+        ..AgentConfig::default()
+    };
+    let run_id = RunId::new(uuid::Uuid::new_v4().to_string());
+    let (agent, display) = build_agent(globals, model, &store, config, args.json)?;
+    let cancel = cancel_on_signals();
+    let outcome = agent.run(run_id, &args.question, cancel).await;
+    display.finish();
+    report(&store, outcome?, args.json).await
+}
+
+pub async fn resume(globals: &Globals, args: ResumeArgs) -> anyhow::Result<u8> {
+    let store = open_store(globals).await?;
+    let run_id = RunId::new(args.run_id.clone());
+    let events = store.events(&run_id).await?;
+    let started = events.iter().find_map(|e| match &e.event {
+        TraceEvent::RunStarted { model, .. } => Some(model.clone()),
+        _ => None,
+    });
+    let spec = match (args.model, started) {
+        (Some(spec), _) => spec,
+        (None, Some(model)) => model,
+        (None, None) => bail!(
+            "run `{}` has no run_started event; it cannot be resumed",
+            args.run_id
+        ),
+    };
+    let model = model_for(&spec, &store).await?;
+    let (agent, display) = build_agent(globals, model, &store, AgentConfig::default(), args.json)?;
+    let outcome = agent.resume(run_id, cancel_on_signals()).await;
+    display.finish();
+    report(&store, outcome?, args.json).await
+}
+
+fn build_agent(
+    globals: &Globals,
+    model: Arc<dyn ChatModel>,
+    store: &Arc<SqliteStore>,
+    config: AgentConfig,
+    quiet: bool,
+) -> anyhow::Result<(Agent, Arc<LiveDisplay>)> {
+    let tools = Arc::new(registry::default_registry(&globals.notebook)?);
+    let display = Arc::new(LiveDisplay::new(quiet));
+    let agent = Agent::new(
+        model,
+        tools,
+        Arc::clone(store) as Arc<dyn TraceStore>,
+        config,
+    )
+    .with_observer(Arc::clone(&display) as Arc<dyn RunObserver>);
+    Ok((agent, display))
+}
+
+/// Ctrl-C (and SIGTERM) cancel the run; it then ends as `cancelled` with its trace complete.
+fn cancel_on_signals() -> CancelToken {
+    let cancel = CancelToken::new();
+    let token = cancel.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(_) => {
+                        let _ = ctrl_c.await;
+                        token.cancel();
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        eprintln!("cancelling: finishing the trace…");
+        token.cancel();
+    });
+    cancel
+}
+
+async fn report(store: &SqliteStore, outcome: RunOutcome, json: bool) -> anyhow::Result<u8> {
+    let events = store.events(&outcome.run_id).await?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&render::outcome_json(&outcome))?
+        );
+    } else {
+        print!("{}", render::answer_report(&outcome, &events));
+    }
+    Ok(match outcome.status {
+        RunStatus::Completed => 0,
+        RunStatus::Cancelled => exit::CANCELLED,
+        _ => exit::INCOMPLETE,
+    })
+}
+
+/// Shows what the agent is doing on stderr while it runs.
+pub struct LiveDisplay {
+    bar: Option<ProgressBar>,
+    streamed: Mutex<String>,
+}
+
+impl LiveDisplay {
+    fn new(quiet: bool) -> Self {
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::new_spinner();
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        Self {
+            bar,
+            streamed: Mutex::new(String::new()),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl RunObserver for LiveDisplay {
+    fn event(&self, _run: &RunId, event: &TraceEvent) {
+        let Some(bar) = &self.bar else { return };
+        match event {
+            TraceEvent::ModelRequest { step, .. } => {
+                if let Ok(mut s) = self.streamed.lock() {
+                    s.clear();
+                }
+                bar.set_message(format!("step {step}: the model is thinking"));
+            }
+            TraceEvent::ToolCallStarted { call, tool, .. } => {
+                bar.set_message(format!("[{call}] running {tool}"));
+            }
+            TraceEvent::ToolCallFinished {
+                call,
+                tool,
+                outcome,
+                duration_ms,
+                ..
+            } => {
+                let status = match outcome {
+                    cellwright_core::ToolOutcome::Ok(_) => "ok".to_owned(),
+                    cellwright_core::ToolOutcome::Err(e) => format!("error: {e}"),
+                };
+                bar.println(format!("  [{call}] {tool} · {status} · {duration_ms} ms"));
+            }
+            TraceEvent::ModelFailed {
+                error, will_retry, ..
+            } => {
+                bar.println(format!(
+                    "  model error: {error}{}",
+                    if *will_retry { " (retrying)" } else { "" }
+                ));
+            }
+            _ => {}
+        }
+    }
+
+    fn delta(&self, text: &str) {
+        let Some(bar) = &self.bar else { return };
+        if let Ok(mut s) = self.streamed.lock() {
+            s.push_str(text);
+            let tail: String = s
+                .chars()
+                .rev()
+                .take(60)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            bar.set_message(format!("writing: {}", tail.replace('\n', " ")));
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! `cellwright`: ask questions of an agent with scientific tools, inspect and resume its
+//! runs, call tools directly, and benchmark the runtime.
+
+mod ask;
+mod bench;
+mod paths;
+mod registry;
+mod render;
+mod tools_cmd;
+mod trace_cmd;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cellwright",
+    version,
+    about = "Agents and oracles for virtual-cell science"
+)]
+struct Cli {
+    /// The run database (SQLite file). Default: $XDG_DATA_HOME/cellwright/cellwright.db.
+    #[arg(long, global = true, env = "CELLWRIGHT_DB")]
+    db: Option<PathBuf>,
+    /// The lab notebook the `record_note`/`read_notes` tools use.
+    #[arg(long, global = true, env = "CELLWRIGHT_NOTEBOOK")]
+    notebook: Option<PathBuf>,
+    /// More logging (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Ask a research question; the agent answers with cited claims.
+    Ask(ask::AskArgs),
+    /// Continue a run that was interrupted (killed, crashed, cancelled before the end).
+    Resume(ask::ResumeArgs),
+    /// Inspect stored runs.
+    #[command(subcommand)]
+    Trace(trace_cmd::TraceCommand),
+    /// List the tools, or call one directly.
+    #[command(subcommand)]
+    Tools(tools_cmd::ToolsCommand),
+    /// Benchmarks against peers, measured in the same run.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+/// Exit statuses: 0 done, 1 error, 2 bad usage (clap), 3 a run ended without completing,
+/// 130 cancelled.
+pub mod exit {
+    pub const ERROR: u8 = 1;
+    pub const INCOMPLETE: u8 = 3;
+    pub const CANCELLED: u8 = 130;
+}
+
+/// Resolved global options.
+#[derive(Debug, Clone)]
+pub struct Globals {
+    pub db: PathBuf,
+    pub notebook: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    let globals = Globals {
+        db: cli.db.unwrap_or_else(paths::default_db),
+        notebook: cli.notebook.unwrap_or_else(paths::default_notebook),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::ERROR);
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Ask(args) => ask::ask(&globals, args).await,
+            Command::Resume(args) => ask::resume(&globals, args).await,
+            Command::Trace(cmd) => trace_cmd::run(&globals, cmd).await,
+            Command::Tools(cmd) => tools_cmd::run(&globals, cmd).await,
+            Command::Bench(cmd) => bench::run(cmd).await,
+        }
+    });
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit::ERROR)
+        }
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,0 +1,18 @@
+//! The tools every `cellwright` command knows.
+
+use std::path::Path;
+
+use cellwright_core::{RegistryError, ToolRegistry};
+use cellwright_tools_notebook::{ReadNotes, RecordNote};
+use cellwright_tools_sequence::{ReverseComplement, TranslateDna};
+
+/// All of the project's tools, in the order the model sees them.
+pub fn default_registry(notebook: &Path) -> Result<ToolRegistry, RegistryError> {
+    let mut registry = ToolRegistry::new();
+    registry
+        .register(TranslateDna)?
+        .register(ReverseComplement)?
+        .register(RecordNote::new(notebook))?
+        .register(ReadNotes::new(notebook))?;
+    Ok(registry)
+}

@@ -1,0 +1,73 @@
+//! `cellwright tools list|call`.
+
+use cellwright_core::{ToolCtx, ToolError};
+use clap::Subcommand;
+use serde_json::json;
+
+use crate::{Globals, exit, registry};
+
+#[derive(Debug, Subcommand)]
+pub enum ToolsCommand {
+    /// Every tool: name, effects, description (and with --json, the argument and output schemas).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run one tool outside any agent run and print its JSON output or its typed error.
+    Call {
+        name: String,
+        /// The arguments, a JSON object.
+        #[arg(default_value = "{}")]
+        args: String,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+}
+
+pub async fn run(globals: &Globals, cmd: ToolsCommand) -> anyhow::Result<u8> {
+    let registry = registry::default_registry(&globals.notebook)?;
+    match cmd {
+        ToolsCommand::List { json } => {
+            if json {
+                let specs: Vec<_> = registry.specs().collect();
+                println!("{}", serde_json::to_string_pretty(&specs)?);
+            } else {
+                for spec in registry.specs() {
+                    let first = spec.description.lines().next().unwrap_or("");
+                    println!(
+                        "{:<20} {:<10} {first}",
+                        spec.name,
+                        format!("{:?}", spec.effects).to_lowercase()
+                    );
+                }
+            }
+            Ok(0)
+        }
+        ToolsCommand::Call { name, args, seed } => {
+            let ctx = ToolCtx::detached(seed);
+            let result = match registry.parse_arguments(&name, &args) {
+                Ok(value) => registry.call(&ctx, &name, value).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(output) => {
+                    println!("{}", serde_json::to_string_pretty(&output)?);
+                    Ok(0)
+                }
+                Err(error) => {
+                    print_error(&error)?;
+                    Ok(exit::ERROR)
+                }
+            }
+        }
+    }
+}
+
+fn print_error(error: &ToolError) -> anyhow::Result<()> {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&json!({ "error": error, "message": error.for_model() }))?
+    );
+    eprintln!("error: {error}");
+    Ok(())
+}
