@@ -19,4 +19,4 @@
 
 mod sqlite;
 
-pub use sqlite::{Durability, SqliteStore};
+pub use sqlite::{Durability, SqliteStore, WriteStats};

@@ -134,6 +134,7 @@ impl SqliteStore {
             path: shown,
             next_seq: HashMap::new(),
             failed: None,
+            stats: WriteStats::default(),
         };
         Ok(Self {
             shared: Arc::new(Shared {
@@ -167,6 +168,11 @@ impl SqliteStore {
         let mut writer = self.shared.writer.lock().await;
         self.commit_queued(&mut writer).await;
         writer.health()
+    }
+
+    /// How many commits the events written so far took (group commit shares them).
+    pub async fn write_stats(&self) -> WriteStats {
+        self.shared.writer.lock().await.stats
     }
 
     /// Moves the WAL into the main file, so its size reflects what is stored.
@@ -303,6 +309,16 @@ struct Writer {
     next_seq: HashMap<String, i64>,
     /// A deferred write that failed: every later write reports it, so no gap goes unnoticed.
     failed: Option<String>,
+    stats: WriteStats,
+}
+
+/// How the writer has batched events so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Commits (statements or transactions) that wrote events.
+    pub commits: u64,
+    /// Events those commits wrote.
+    pub events: u64,
 }
 
 impl Writer {
@@ -329,6 +345,8 @@ impl Writer {
         };
         match result {
             Ok(seqs) => {
+                self.stats.commits += 1;
+                self.stats.events += events.len() as u64;
                 for (e, seq) in events.iter_mut().zip(seqs) {
                     if let Some(ack) = e.ack.take() {
                         let _ = ack.send(Ok(seq));
@@ -482,13 +500,21 @@ impl TraceSink for SqliteStore {
         event: &'a TraceEvent,
     ) -> BoxFuture<'a, Result<u64, StoreError>> {
         Box::pin(async move {
-            let (ack, done) = oneshot::channel();
+            let (ack, mut done) = oneshot::channel();
             self.enqueue(self.pending(run, event, Some(ack))?);
-            {
-                // Whoever holds the writer commits the whole queue: if an earlier holder
-                // already took this event, the queue may be empty and `done` is resolved.
-                let mut writer = self.shared.writer.lock().await;
-                self.commit_queued(&mut writer).await;
+            // Whoever holds the writer commits the whole queue. While waiting for it, another
+            // holder may commit this event: then return at once instead of queueing for the
+            // writer only to find nothing left (that would make every waiter a leader of one).
+            tokio::select! {
+                biased;
+                committed = &mut done => return committed.map_err(|_| closed())?,
+                mut writer = self.shared.writer.lock() => match done.try_recv() {
+                    Ok(committed) => return committed,
+                    Err(oneshot::error::TryRecvError::Closed) => return Err(closed()),
+                    Err(oneshot::error::TryRecvError::Empty) => {
+                        self.commit_queued(&mut writer).await;
+                    }
+                },
             }
             done.await.map_err(|_| closed())?
         })

@@ -100,12 +100,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<u8> {
         tool_throughput(work.path(), plan.throughput_steps, plan.calls_per_step).await?;
 
     bar.set_message(format!("ours: {} trace events", plan.events));
-    let events_per_s = trace_throughput(work.path(), plan.events, 1).await?;
-    let events_per_s_4 = trace_throughput(work.path(), plan.events, 4).await?;
+    let (events_per_s, per_commit_1) = trace_throughput(work.path(), plan.events, 1).await?;
+    let (events_per_s_4, per_commit_4) = trace_throughput(work.path(), plan.events, 4).await?;
 
     let mut langgraph = json!(null);
     let mut ratios = serde_json::Map::new();
-    ratios.insert("trace_events_per_s".into(), json!(events_per_s));
+    // Headline: several writers (runs, or a run's concurrent tool calls) into one store, every
+    // event durable before `record` returns; the one-writer figure stands beside it.
+    ratios.insert("trace_events_per_s".into(), json!(events_per_s_4));
+    ratios.insert("trace_events_per_s_1_writer".into(), json!(events_per_s));
     if args.no_peer {
         bar.println("peer skipped (--no-peer)");
     } else {
@@ -161,6 +164,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<u8> {
             "calls_per_step": plan.calls_per_step,
             "trace_events_per_s": events_per_s,
             "trace_events_per_s_4_writers": events_per_s_4,
+            "trace_events_per_commit": per_commit_1,
+            "trace_events_per_commit_4_writers": per_commit_4,
         },
         "langgraph": langgraph,
         "ratios": ratios,
@@ -324,7 +329,9 @@ async fn tool_throughput(dir: &Path, steps: usize, calls: usize) -> anyhow::Resu
 }
 
 /// Events per second, each committed on its own, from `writers` concurrent writers.
-async fn trace_throughput(dir: &Path, events: usize, writers: usize) -> anyhow::Result<f64> {
+/// Events per second with every event durable before `record` returns, from `writers`
+/// concurrent tasks; and the mean number of events each commit carried.
+async fn trace_throughput(dir: &Path, events: usize, writers: usize) -> anyhow::Result<(f64, f64)> {
     let store = Arc::new(SqliteStore::open(dir.join(format!("events{writers}.db"))).await?);
     let run = RunId::new("events");
     store
@@ -366,8 +373,10 @@ async fn trace_throughput(dir: &Path, events: usize, writers: usize) -> anyhow::
         t.await??;
     }
     let secs = started.elapsed().as_secs_f64();
+    let stats = store.write_stats().await;
     store.close().await;
-    Ok((events / writers * writers) as f64 / secs)
+    let per_commit = stats.events as f64 / stats.commits.max(1) as f64;
+    Ok(((events / writers * writers) as f64 / secs, per_commit))
 }
 
 /// Creates (once) the peer's virtualenv under the cache and runs the LangGraph script.
@@ -535,9 +544,13 @@ fn print_table(report: &Value) {
         ours["tool_calls_per_s"].as_f64().unwrap_or(0.0)
     );
     println!(
-        "trace events per second into SQLite: {:.0} (1 writer), {:.0} (4 writers)",
+        "trace events per second into SQLite, each durable: {:.0} (1 writer, {:.1} per commit), {:.0} (4 writers, {:.1} per commit)",
         ours["trace_events_per_s"].as_f64().unwrap_or(0.0),
-        ours["trace_events_per_s_4_writers"].as_f64().unwrap_or(0.0)
+        ours["trace_events_per_commit"].as_f64().unwrap_or(0.0),
+        ours["trace_events_per_s_4_writers"].as_f64().unwrap_or(0.0),
+        ours["trace_events_per_commit_4_writers"]
+            .as_f64()
+            .unwrap_or(0.0)
     );
     println!("\nratios");
     if let Some(ratios) = report["ratios"].as_object() {
