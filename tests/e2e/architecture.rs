@@ -29,8 +29,11 @@ const ORACLES: &[&str] = &[
 fn allowed(name: &str) -> Option<&'static [&'static str]> {
     Some(match name {
         "cellwright-core" => &[],
-        "cellwright-runtime" | "cellwright-llm" | "cellwright-store" => &["cellwright-core"],
-        "cellwright-data" | "cellwright-eval" => &["cellwright-core", "cellwright-data"],
+        "cellwright-runtime" | "cellwright-store" | "cellwright-fetch" => &["cellwright-core"],
+        "cellwright-llm" => &["cellwright-core", "cellwright-fetch"],
+        "cellwright-data" | "cellwright-eval" => {
+            &["cellwright-core", "cellwright-data", "cellwright-fetch"]
+        }
         n if ORACLES.contains(&n) => &[
             "cellwright-core",
             "cellwright-data",

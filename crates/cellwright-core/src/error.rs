@@ -174,6 +174,9 @@ pub enum ModelError {
     /// A scripted or replayed model has no response for this request.
     #[error("no recorded model response: {message}")]
     Exhausted { message: String },
+    /// A model running in this process failed (weights, tokenizer, grammar, compute).
+    #[error("the model failed: {message}")]
+    Backend { message: String },
     /// The model is misconfigured (unknown name, missing endpoint).
     #[error("model configuration: {message}")]
     Config { message: String },

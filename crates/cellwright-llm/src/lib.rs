@@ -1,6 +1,8 @@
 //! # cellwright-llm
 //!
 //! [`ChatModel`](cellwright_core::ChatModel) backends:
+//! - [`embedded::EmbeddedChat`]: a GGUF chat model (SmolLM2-135M by default) running in
+//!   this process with candle, its tool calls decoded under a JSON-schema grammar.
 //! - [`OpenAiChat`]: any OpenAI-compatible chat-completions endpoint (tool calls, streaming,
 //!   retries on 429/5xx/timeouts, typed errors for malformed replies). The API key is read
 //!   from the environment and never stored or logged.
@@ -11,6 +13,7 @@
 //!
 //! [`model_from_spec`] builds one from a `backend:name` string as the CLI takes it.
 
+pub mod embedded;
 mod openai;
 mod scripted;
 #[cfg(feature = "testing")]
@@ -35,7 +38,9 @@ pub fn model_from_spec(spec: &str) -> Result<Arc<dyn ChatModel>, ModelError> {
         "openai" => Ok(Arc::new(OpenAiChat::new(OpenAiConfig::from_env(name)?)?)),
         "script" => Ok(Arc::new(ScriptedModel::from_file(name)?)),
         other => Err(ModelError::Config {
-            message: format!("unknown model backend `{other}` (known: openai, script, replay)"),
+            message: format!(
+                "unknown model backend `{other}` (known: embedded, gguf, openai, script, replay)"
+            ),
         }),
     }
 }

