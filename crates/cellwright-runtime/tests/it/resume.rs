@@ -25,9 +25,11 @@ fn script() -> Vec<cellwright_llm::ScriptedResponse> {
     ]
 }
 
-/// Events with timing fields removed, for comparing runs.
+/// Events with timing fields removed, for comparing runs. Concurrent calls of one step may
+/// finish in any order, and each result is committed as soon as it is in, so the tool events
+/// between two model events are put in call order.
 fn normalised(events: &[TraceEvent]) -> Vec<Value> {
-    events
+    let mut out: Vec<Value> = events
         .iter()
         .map(|e| {
             let mut v = serde_json::to_value(e).unwrap();
@@ -36,7 +38,19 @@ fn normalised(events: &[TraceEvent]) -> Vec<Value> {
             obj.remove("duration_ms");
             v
         })
-        .collect()
+        .collect();
+    let is_tool = |v: &Value| {
+        v["type"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("tool_call"))
+    };
+    let mut i = 0;
+    while i < out.len() {
+        let run = out[i..].iter().take_while(|v| is_tool(v)).count();
+        out[i..i + run].sort_by_key(|v| (v["call"].as_u64(), v["type"] != "tool_call_started"));
+        i += run.max(1);
+    }
+    out
 }
 
 #[tokio::test]
