@@ -7,5 +7,6 @@ mod architecture;
 mod bad_input;
 mod crash;
 mod run;
+mod serve;
 mod support;
 mod tools;

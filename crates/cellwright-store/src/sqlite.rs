@@ -117,13 +117,10 @@ impl SqliteStore {
             })
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let mut conn = SqliteConnection::connect_with(&options)
-            .await
-            .map_err(|e| classify(&shown, e.to_string()))?;
-        MIGRATOR
-            .run(&mut conn)
-            .await
-            .map_err(|e| classify(&shown, e.to_string()))?;
+        // Another process creating the same file at this moment holds it briefly (switching it
+        // to WAL, writing the schema): such conflicts end quickly, so try again.
+        let conn = settle(|| SqliteConnection::connect_with(&options), &shown).await?;
+        settle(|| migrate(&options), &shown).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options.create_if_missing(false))
@@ -252,6 +249,48 @@ impl SqliteStore {
 
     fn db_error(&self, e: sqlx::Error) -> StoreError {
         classify(&self.path.display().to_string(), e.to_string())
+    }
+}
+
+/// Brings the schema up to date.
+///
+/// Two processes opening a new file at once may both find it unmigrated; the second's
+/// migration then fails on tables the first just made. The first commits the schema and its
+/// migration record together, so running the migrator again finds it applied. (A pool, not a
+/// bare connection, keeps this future `Send` for `tokio::spawn`.)
+async fn migrate(options: &SqliteConnectOptions) -> Result<(), sqlx::Error> {
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options.clone())
+        .await?;
+    let result = MIGRATOR.run(&pool).await;
+    pool.close().await;
+    Ok(result?)
+}
+
+/// Runs `attempt` again while it fails only because another process is setting up the same
+/// file (locked, or a table it just created).
+async fn settle<T, E, F, Fut>(mut attempt: F, shown: &str) -> Result<T, StoreError>
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let mut tries = 0u64;
+    loop {
+        match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(e) => {
+                let message = e.to_string();
+                tries += 1;
+                let transient =
+                    message.contains("database is locked") || message.contains("already exists");
+                if tries >= 10 || !transient {
+                    return Err(classify(shown, message));
+                }
+                tokio::time::sleep(Duration::from_millis(10 * tries)).await;
+            }
+        }
     }
 }
 

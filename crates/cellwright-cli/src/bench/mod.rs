@@ -1,15 +1,26 @@
 //! `cellwright bench <area>`: each measures a peer in the same run and reports ratios.
 
+mod models;
 mod runtime;
 
 use std::path::PathBuf;
+use std::process::Command;
 
+use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use indicatif::ProgressBar;
+use serde_json::Value;
+
+use crate::paths;
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Agent-loop overhead, tool-call throughput and trace writes, vs LangGraph.
     Runtime(BenchArgs),
+    /// The embedded chat model vs llama.cpp on the same GGUF file and threads.
+    Llm(BenchArgs),
+    /// The embedded embedder vs sentence-transformers on the same weights and texts.
+    Embedder(BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -28,5 +39,86 @@ pub struct BenchArgs {
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<u8> {
     match cmd {
         BenchCommand::Runtime(args) => runtime::run(args).await,
+        BenchCommand::Llm(args) => tokio::task::block_in_place(|| models::llm(args)),
+        BenchCommand::Embedder(args) => tokio::task::block_in_place(|| models::embedder(args)),
+    }
+}
+
+/// The Python of a peer's virtualenv under the cache, created (once per requirements text)
+/// with the pinned `requirements`.
+pub(crate) fn peer_python(
+    name: &str,
+    requirements: &str,
+    bar: &ProgressBar,
+) -> anyhow::Result<PathBuf> {
+    let venv = paths::cache_dir()
+        .join("bench")
+        .join(format!("venv-{name}"));
+    let python = venv.join("bin").join("python");
+    let stamp = venv.join("requirements.txt");
+    if std::fs::read_to_string(&stamp).is_ok_and(|s| s == requirements) {
+        return Ok(python);
+    }
+    bar.set_message(format!(
+        "peer: creating a virtualenv with {name} in {} (once; may take minutes)",
+        venv.display()
+    ));
+    std::fs::create_dir_all(venv.parent().unwrap_or(&venv))?;
+    run_cmd(
+        Command::new("python3")
+            .args(["-m", "venv", "--clear"])
+            .arg(&venv),
+        "python3 -m venv",
+    )?;
+    let req = venv.join("requirements.in");
+    std::fs::write(&req, requirements)?;
+    run_cmd(
+        Command::new(venv.join("bin").join("pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+            .arg(&req),
+        &format!("pip install ({name})"),
+    )?;
+    std::fs::write(&stamp, requirements)?;
+    Ok(python)
+}
+
+pub(crate) fn run_cmd(cmd: &mut Command, what: &str) -> anyhow::Result<()> {
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot start {what}"))?;
+    if !out.status.success() {
+        bail!(
+            "{what} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+/// Runs a peer script and reads the JSON object on its last line.
+pub(crate) fn python_json(cmd: &mut Command) -> anyhow::Result<Value> {
+    let out = cmd.output().context("cannot start the peer script")?;
+    if !out.status.success() {
+        bail!(
+            "the peer script failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or("");
+    serde_json::from_str(line).with_context(|| format!("the peer script printed no JSON: {line}"))
+}
+
+/// The median of some measurements.
+pub(crate) fn median(values: &[f64]) -> f64 {
+    let mut xs = values.to_vec();
+    xs.sort_by(f64::total_cmp);
+    match xs.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => xs[n / 2],
+        n => (xs[n / 2 - 1] + xs[n / 2]) / 2.0,
     }
 }

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::BenchArgs;
-use crate::paths;
+use super::median;
 
 const LANGGRAPH_SCRIPT: &str = include_str!("../../../../bench/langgraph_runtime.py");
 const LANGGRAPH_REQUIREMENTS: &str = include_str!("../../../../bench/requirements-langgraph.txt");
@@ -187,20 +187,6 @@ fn spinner() -> ProgressBar {
     );
     bar.enable_steady_tick(Duration::from_millis(120));
     bar
-}
-
-fn median(values: &[f64]) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    let mid = v.len() / 2;
-    if v.len() % 2 == 1 {
-        v[mid]
-    } else {
-        (v[mid - 1] + v[mid]) / 2.0
-    }
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -381,34 +367,7 @@ async fn trace_throughput(dir: &Path, events: usize, writers: usize) -> anyhow::
 
 /// Creates (once) the peer's virtualenv under the cache and runs the LangGraph script.
 fn langgraph_runs(plan: &Plan, bar: &ProgressBar, work: &Path) -> anyhow::Result<Value> {
-    let venv = paths::cache_dir().join("bench").join("venv-langgraph");
-    let python = venv.join("bin").join("python");
-    let stamp = venv.join("requirements.txt");
-    let fresh = std::fs::read_to_string(&stamp)
-        .map(|s| s == LANGGRAPH_REQUIREMENTS)
-        .unwrap_or(false);
-    if !fresh {
-        bar.set_message(format!(
-            "peer: creating a virtualenv with LangGraph in {}",
-            venv.display()
-        ));
-        std::fs::create_dir_all(venv.parent().unwrap_or(&venv))?;
-        run_cmd(
-            Command::new("python3")
-                .args(["-m", "venv", "--clear"])
-                .arg(&venv),
-            "python3 -m venv",
-        )?;
-        let req = work.join("requirements-langgraph.txt");
-        std::fs::write(&req, LANGGRAPH_REQUIREMENTS)?;
-        run_cmd(
-            Command::new(venv.join("bin").join("pip"))
-                .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
-                .arg(&req),
-            "pip install (LangGraph)",
-        )?;
-        std::fs::write(&stamp, LANGGRAPH_REQUIREMENTS)?;
-    }
+    let python = super::peer_python("langgraph", LANGGRAPH_REQUIREMENTS, bar)?;
     let script = work.join("langgraph_runtime.py");
     std::fs::write(&script, LANGGRAPH_SCRIPT)?;
     let db = work.join("langgraph.db");
@@ -418,7 +377,7 @@ fn langgraph_runs(plan: &Plan, bar: &ProgressBar, work: &Path) -> anyhow::Result
             "peer: LangGraph ({state} state), {} steps × {}",
             plan.steps, plan.repeats
         ));
-        let mut result = python_json(
+        let mut result = super::python_json(
             Command::new(&python)
                 .arg(&script)
                 .args([
@@ -433,7 +392,7 @@ fn langgraph_runs(plan: &Plan, bar: &ProgressBar, work: &Path) -> anyhow::Result
                 .arg(&db),
         )?;
         bar.set_message(format!("peer: LangGraph ({state} state) storage growth"));
-        let growth = python_json(
+        let growth = super::python_json(
             Command::new(&python)
                 .arg(&script)
                 .args([
@@ -455,35 +414,6 @@ fn langgraph_runs(plan: &Plan, bar: &ProgressBar, work: &Path) -> anyhow::Result
     }
     let _ = std::fs::remove_file(&db);
     Ok(Value::Object(out))
-}
-
-fn run_cmd(cmd: &mut Command, what: &str) -> anyhow::Result<()> {
-    let out = cmd
-        .output()
-        .with_context(|| format!("cannot start {what}"))?;
-    if !out.status.success() {
-        bail!(
-            "{what} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .last()
-                .unwrap_or("")
-        );
-    }
-    Ok(())
-}
-
-fn python_json(cmd: &mut Command) -> anyhow::Result<Value> {
-    let out = cmd.output().context("cannot start the peer script")?;
-    if !out.status.success() {
-        bail!(
-            "the peer script failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().last().unwrap_or("");
-    serde_json::from_str(line).with_context(|| format!("the peer script printed no JSON: {line}"))
 }
 
 fn print_table(report: &Value) {

@@ -1,16 +1,20 @@
 //! The embedded chat model as a [`ChatModel`]: constrained tool calls, cited answers.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use cellwright_core::{
-    CancelToken, ChatModel, ChatRequest, ChatResponse, FinishReason, Message, ModelError, Role,
-    ToolCallRequest, ToolChoice, ToolSpec, Usage,
+    CancelToken, ChatEvent, ChatModel, ChatRequest, ChatResponse, FinishReason, Message,
+    ModelError, Role, ToolCallRequest, ToolChoice, ToolSpec, Usage,
 };
+use futures::StreamExt;
 use futures::future::BoxFuture;
+use futures::stream::BoxStream;
 use llguidance::api::TopLevelGrammar;
 use serde_json::{Value, json};
 
 use super::engine::{Engine, Generated, SamplingParams};
+use super::minilm::{MiniLm, cosine};
 
 /// Tokens a tool call may take before it is cut off.
 const TOOL_CALL_TOKENS: usize = 256;
@@ -30,6 +34,75 @@ pub struct EmbeddedChat {
     engine: Arc<Mutex<Engine>>,
     id: String,
     cancel: CancelToken,
+    router: Option<Arc<ToolRouter>>,
+}
+
+/// Narrows the tools a call may name to those whose descriptions are nearest the request.
+pub struct ToolRouter {
+    embedder: MiniLm,
+    top_k: usize,
+    /// Embeddings of tool descriptions, by tool name and description.
+    known: Mutex<HashMap<(String, String), Vec<f32>>>,
+}
+
+impl std::fmt::Debug for ToolRouter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ToolRouter")
+            .field("embedder", &self.embedder)
+            .field("top_k", &self.top_k)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ToolRouter {
+    pub fn new(embedder: MiniLm, top_k: usize) -> Self {
+        Self {
+            embedder,
+            top_k: top_k.max(1),
+            known: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The names of the `top_k` tools nearest `query`, nearest first; all of them if there
+    /// are no more than that.
+    pub fn route(&self, query: &str, tools: &[&ToolSpec]) -> Result<Vec<String>, ModelError> {
+        if tools.len() <= self.top_k {
+            return Ok(tools.iter().map(|t| t.name.clone()).collect());
+        }
+        let key = |t: &ToolSpec| (t.name.clone(), t.description.clone());
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        let missing: Vec<&ToolSpec> = tools
+            .iter()
+            .copied()
+            .filter(|t| !known.contains_key(&key(t)))
+            .collect();
+        let mut texts: Vec<String> = missing
+            .iter()
+            .map(|t| format!("{}: {}", t.name.replace('_', " "), t.description))
+            .collect();
+        texts.push(query.to_owned());
+        let mut vectors = self.embedder.embed_blocking(&texts)?;
+        let query = vectors.pop().unwrap_or_default();
+        for (t, v) in missing.iter().zip(vectors) {
+            known.insert(key(t), v);
+        }
+        let mut scored: Vec<(f32, String)> = tools
+            .iter()
+            .map(|t| {
+                (
+                    known.get(&key(t)).map_or(f32::MIN, |v| cosine(v, &query)),
+                    t.name.clone(),
+                )
+            })
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        tracing::debug!(?scored, "tool routing");
+        Ok(scored
+            .into_iter()
+            .take(self.top_k)
+            .map(|(_, n)| n)
+            .collect())
+    }
 }
 
 impl std::fmt::Debug for EmbeddedChat {
@@ -37,6 +110,24 @@ impl std::fmt::Debug for EmbeddedChat {
         f.debug_struct("EmbeddedChat")
             .field("id", &self.id)
             .finish_non_exhaustive()
+    }
+}
+
+/// The callback again, for one more call (a plain `as_deref_mut` would keep it borrowed for
+/// the trait object's whole lifetime).
+fn reborrow<'a>(f: &'a mut Option<&mut dyn FnMut(&str)>) -> Option<&'a mut dyn FnMut(&str)> {
+    match f {
+        Some(f) => Some(&mut **f),
+        None => None,
+    }
+}
+
+/// Cancels its token when dropped (a request whose caller went away).
+struct CancelOnDrop(CancelToken);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
     }
 }
 
@@ -57,7 +148,15 @@ impl EmbeddedChat {
             engine: Arc::new(Mutex::new(engine)),
             id,
             cancel: CancelToken::new(),
+            router: None,
         }
+    }
+
+    /// Offers a tool call only the tools `router` finds nearest the request (the model picks
+    /// among them), so a small model is not lost among many.
+    pub fn with_router(mut self, router: ToolRouter) -> Self {
+        self.router = Some(Arc::new(router));
+        self
     }
 
     /// Stops generation (at the next token) when `cancel` fires.
@@ -66,7 +165,15 @@ impl EmbeddedChat {
         self
     }
 
-    fn respond(&self, request: &ChatRequest) -> Result<ChatResponse, ModelError> {
+    /// Answers one request on this thread (heavy compute: call it off the async workers),
+    /// stopping at the next token once `cancel` fires and handing `on_text` an answer's text
+    /// as it grows (tool calls come whole, in the response).
+    pub fn respond(
+        &self,
+        request: &ChatRequest,
+        cancel: &CancelToken,
+        mut on_text: Option<&mut dyn FnMut(&str)>,
+    ) -> Result<ChatResponse, ModelError> {
         let mut engine = self
             .engine
             .lock()
@@ -87,10 +194,19 @@ impl EmbeddedChat {
         let limit = request.max_tokens.map(|n| n as usize);
         let (message, generated) = match &turn {
             Turn::Call(names) => {
-                let tools: Vec<&ToolSpec> = names
+                let mut tools: Vec<&ToolSpec> = names
                     .iter()
                     .filter_map(|n| request.tools.iter().find(|t| &t.name == n))
                     .collect();
+                if let Some(router) = &self.router {
+                    let query = request
+                        .messages
+                        .iter()
+                        .rfind(|m| m.role == Role::User)
+                        .map_or("", |m| m.content.as_str());
+                    let chosen = router.route(query, &tools)?;
+                    tools.retain(|t| chosen.contains(&t.name));
+                }
                 let mut matcher =
                     engine.matcher(TopLevelGrammar::from_json_schema(call_schema(&tools)))?;
                 let generated = engine.generate(
@@ -98,7 +214,8 @@ impl EmbeddedChat {
                     limit.unwrap_or(TOOL_CALL_TOKENS).max(TOOL_CALL_TOKENS),
                     params,
                     Some(&mut matcher),
-                    &self.cancel,
+                    cancel,
+                    None,
                 )?;
                 (tool_call_message(&generated, request)?, generated)
             }
@@ -110,7 +227,8 @@ impl EmbeddedChat {
                     limit.unwrap_or(ANSWER_TOKENS),
                     prose,
                     Some(&mut matcher),
-                    &self.cancel,
+                    cancel,
+                    reborrow(&mut on_text),
                 )?;
                 let text = whole_claims(&generated);
                 (Message::assistant(text), generated)
@@ -121,7 +239,8 @@ impl EmbeddedChat {
                     limit.unwrap_or(ANSWER_TOKENS),
                     prose,
                     None,
-                    &self.cancel,
+                    cancel,
+                    reborrow(&mut on_text),
                 )?;
                 (Message::assistant(generated.text.trim()), generated)
             }
@@ -154,14 +273,41 @@ impl ChatModel for EmbeddedChat {
     ) -> BoxFuture<'a, Result<ChatResponse, ModelError>> {
         let this = self.clone();
         let request = request.clone();
+        // A dropped request stops its generation.
+        let cancel = CancelOnDrop(self.cancel.child());
         Box::pin(async move {
+            let token = cancel.0.clone();
             // Generation is heavy compute: keep it off the async worker threads.
-            tokio::task::spawn_blocking(move || this.respond(&request))
+            let result = tokio::task::spawn_blocking(move || this.respond(&request, &token, None))
                 .await
                 .map_err(|e| ModelError::Backend {
                     message: format!("generation stopped: {e}"),
-                })?
+                })?;
+            drop(cancel);
+            result
         })
+    }
+
+    fn chat_stream<'a>(
+        &'a self,
+        request: &'a ChatRequest,
+    ) -> BoxStream<'a, Result<ChatEvent, ModelError>> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let this = self.clone();
+        let request = request.clone();
+        let cancel = self.cancel.child();
+        tokio::task::spawn_blocking(move || {
+            let mut on_text = |text: &str| {
+                // Nobody is listening any more: stop generating.
+                if tx.send(Ok(ChatEvent::Delta(text.to_owned()))).is_err() {
+                    cancel.cancel();
+                }
+            };
+            let result = this.respond(&request, &cancel, Some(&mut on_text));
+            let _ = tx.send(result.map(ChatEvent::Done));
+        });
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) })
+            .boxed()
     }
 }
 

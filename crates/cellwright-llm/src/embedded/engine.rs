@@ -68,6 +68,12 @@ pub struct Generated {
     pub prompt_tokens: usize,
     pub tokens: Vec<u32>,
     pub finish: FinishReason,
+    /// Time spent reading the prompt (only its new part, when a previous prompt is reused).
+    pub prefill: std::time::Duration,
+    /// How many prompt tokens were actually read (the rest came from the reused state).
+    pub prefill_tokens: usize,
+    /// Time spent producing the output tokens after the first.
+    pub decode: std::time::Duration,
 }
 
 fn penalise_repeats(logits: &mut [f32], tokens: &[u32], penalty: f32) {
@@ -147,24 +153,52 @@ impl Engine {
             })
     }
 
-    /// Reads `prompt` into the KV cache and returns the logits of the next token, reusing the
-    /// state after the previous prompt when this one extends it.
-    pub fn prefill(&mut self, prompt: &[u32]) -> candle_core::Result<Vec<f32>> {
-        let start = match &self.prefix {
-            Some((tokens, state)) if prompt.len() > tokens.len() && prompt.starts_with(tokens) => {
-                self.model.weights = state.clone();
+    /// How many leading tokens of `prompt` the saved state already holds.
+    fn reusable(&self, prompt: &[u32]) -> usize {
+        match &self.prefix {
+            Some((tokens, _)) if prompt.len() > tokens.len() && prompt.starts_with(tokens) => {
                 tokens.len()
             }
             _ => 0,
-        };
+        }
+    }
+
+    /// Forgets the saved prompt state, so the next prompt is read whole.
+    pub fn forget_prefix(&mut self) {
+        self.prefix = None;
+    }
+
+    /// Reads `prompt` into the KV cache and returns the logits of the next token, reusing the
+    /// state after the previous prompt when this one extends it.
+    pub fn prefill(&mut self, prompt: &[u32]) -> candle_core::Result<Vec<f32>> {
+        let start = self.reusable(prompt);
+        if start > 0
+            && let Some((_, state)) = &self.prefix
+        {
+            self.model.weights = state.clone();
+        }
         let logits = self.model.forward(&prompt[start..], start)?;
         // Tensors are shared, not copied: the snapshot costs only the KV cache's handles.
         self.prefix = Some((prompt.to_vec(), self.model.weights.clone()));
         Ok(logits)
     }
 
+    /// Hands `emit` the text the tokens add after the first `emitted` bytes, once it is whole
+    /// UTF-8 (a character may span tokens); returns the new count of bytes emitted.
+    fn emit_new_text(&self, tokens: &[u32], emitted: usize, emit: &mut dyn FnMut(&str)) -> usize {
+        match self.model.tokenizer.decode(tokens, true) {
+            Ok(text) if !text.ends_with('\u{FFFD}') && text.len() > emitted => {
+                if let Some(new) = text.get(emitted..) {
+                    emit(new);
+                }
+                text.len()
+            }
+            _ => emitted,
+        }
+    }
+
     /// Generates after `prompt` until a stop token, the grammar's end, `max_tokens`, the
-    /// context limit or cancellation.
+    /// context limit or cancellation, handing `on_text` the text as it grows.
     pub fn generate(
         &mut self,
         prompt: &[u32],
@@ -172,6 +206,7 @@ impl Engine {
         params: SamplingParams,
         mut grammar: Option<&mut Matcher>,
         cancel: &CancelToken,
+        mut on_text: Option<&mut dyn FnMut(&str)>,
     ) -> Result<Generated, ModelError> {
         let limit = self.model.context_length;
         if prompt.len() >= limit {
@@ -186,10 +221,13 @@ impl Engine {
         };
         let mut sampler = LogitsProcessor::from_sampling(params.seed, params.sampling());
         let started = std::time::Instant::now();
+        let reused = self.reusable(prompt);
+        let prefill_tokens = prompt.len() - reused;
         let mut logits = self.prefill(prompt).map_err(failed)?;
         let prefilled = started.elapsed();
         let (mut masking, mut forward) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
         let mut tokens = Vec::new();
+        let mut emitted = 0;
         let mut finish = FinishReason::Length;
         while tokens.len() < max_tokens {
             if cancel.is_cancelled() {
@@ -218,6 +256,9 @@ impl Engine {
                 break;
             }
             tokens.push(next);
+            if let Some(emit) = on_text.as_deref_mut() {
+                emitted = self.emit_new_text(&tokens, emitted, emit);
+            }
             if let Some(matcher) = grammar.as_deref_mut() {
                 matcher
                     .consume_token(next)
@@ -256,6 +297,9 @@ impl Engine {
             prompt_tokens: prompt.len(),
             tokens,
             finish,
+            prefill: prefilled,
+            prefill_tokens,
+            decode: forward,
         })
     }
 }

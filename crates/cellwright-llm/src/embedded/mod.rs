@@ -3,15 +3,20 @@
 mod chat;
 mod engine;
 mod gguf;
+mod minilm;
 
 use std::path::{Path, PathBuf};
 
 use cellwright_core::{CancelToken, Progress};
 use cellwright_fetch::{FetchError, Package};
 
-pub use chat::EmbeddedChat;
+pub use chat::{EmbeddedChat, ToolRouter};
 pub use engine::{Engine, Generated, SamplingParams};
 pub use gguf::{GgufModel, Specials, token_bytes, tokenizer};
+pub use minilm::{MINILM, MiniLm, cosine};
+
+/// How many tools, nearest the request, the embedded model chooses among.
+pub const ROUTE_TOP_K: usize = 3;
 
 /// SmolLM2-135M-Instruct, quantised (Q4_1), tokenizer and chat template in its metadata.
 pub const SMOLLM2: Package = Package {
@@ -55,7 +60,8 @@ pub fn load_chat(path: &Path, id: &str) -> Result<EmbeddedChat, LoadError> {
 }
 
 /// The chat model a spec names: `embedded` (the default model, fetched on first use) or
-/// `gguf:<path>` (any llama-family GGUF file). `None` for other backends.
+/// `gguf:<path>` (any llama-family GGUF file), with the default embedder routing its tool
+/// calls. `None` for other backends.
 pub fn chat_from_spec(
     spec: &str,
     progress: &dyn Progress,
@@ -69,5 +75,11 @@ pub fn chat_from_spec(
     } else {
         PathBuf::from(spec.strip_prefix("gguf:")?)
     };
-    Some(load_chat(&path, spec).map(|chat| chat.with_cancel(cancel.clone())))
+    let chat = load_chat(&path, spec).and_then(|chat| {
+        let router = MiniLm::fetch_default(progress, cancel)?;
+        Ok(chat
+            .with_cancel(cancel.clone())
+            .with_router(ToolRouter::new(router, ROUTE_TOP_K)))
+    });
+    Some(chat)
 }

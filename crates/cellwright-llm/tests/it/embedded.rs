@@ -4,10 +4,10 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use cellwright_core::{
-    CancelToken, ChatModel, ChatRequest, Effects, FinishReason, Message, ModelError, NoProgress,
-    Role, ToolChoice, ToolSpec,
+    CancelToken, ChatModel, ChatRequest, Effects, Embedder, FinishReason, Message, ModelError,
+    NoProgress, Role, ToolChoice, ToolSpec,
 };
-use cellwright_llm::embedded::{self, EmbeddedChat, LoadError};
+use cellwright_llm::embedded::{self, EmbeddedChat, LoadError, MiniLm, ToolRouter, cosine};
 use serde_json::{Value, json};
 
 fn gguf() -> PathBuf {
@@ -218,4 +218,114 @@ async fn over_long_prompts_and_bad_files_are_typed_errors() {
 
     let err = embedded::load_chat(&dir.path().join("absent.gguf"), "gguf:x").unwrap_err();
     assert!(err.to_string().contains("absent.gguf"), "{err}");
+}
+
+fn minilm() -> MiniLm {
+    static MODEL: OnceLock<MiniLm> = OnceLock::new();
+    MODEL
+        .get_or_init(|| {
+            MiniLm::fetch_default(&NoProgress, &CancelToken::new()).expect("fetch the embedder")
+        })
+        .clone()
+}
+
+#[tokio::test]
+async fn sentence_embeddings_are_unit_length_and_independent_of_batching() {
+    let embedder = minilm();
+    assert_eq!(embedder.dimension(), 384);
+    let texts: Vec<String> = [
+        "Knocking out TP53 removes a tumour suppressor.",
+        "TP53 gene deletion",
+        "The weather is sunny today.",
+        "a",
+    ]
+    .map(String::from)
+    .to_vec();
+    let batch = embedder.embed(&texts).await.unwrap();
+    assert_eq!(batch.len(), 4);
+    for (text, v) in texts.iter().zip(&batch) {
+        assert_eq!(v.len(), 384);
+        let norm: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "{norm}");
+        // Padding to the batch's longest text must not change a text's embedding.
+        let alone = embedder.embed(std::slice::from_ref(text)).await.unwrap();
+        assert!(cosine(v, &alone[0]) > 0.9999, "{text}");
+    }
+    assert!(cosine(&batch[0], &batch[1]) > cosine(&batch[0], &batch[2]) + 0.2);
+    assert!(embedder.embed(&[]).await.unwrap().is_empty());
+}
+
+#[test]
+fn routing_keeps_the_tools_nearest_the_request() {
+    let router = ToolRouter::new(minilm(), 2);
+    let spec = |name: &str, description: &str| ToolSpec {
+        name: name.into(),
+        description: description.into(),
+        parameters: json!({"type": "object"}),
+        output: json!({}),
+        effects: Effects::Pure,
+    };
+    let tools = [
+        spec(
+            "translate_dna",
+            "Translate a DNA sequence into protein with the genetic code.",
+        ),
+        spec(
+            "reverse_complement",
+            "The reverse complement of a DNA sequence.",
+        ),
+        spec("record_note", "Write a note into the lab notebook."),
+        spec(
+            "simulate_network",
+            "Simulate a Boolean gene regulatory network over time.",
+        ),
+        spec(
+            "annotate_cells",
+            "Assign cell types to single cells from their expression.",
+        ),
+    ];
+    let refs: Vec<&ToolSpec> = tools.iter().collect();
+    let chosen = router
+        .route("Which cell types are in my single-cell data set?", &refs)
+        .unwrap();
+    assert_eq!(chosen.len(), 2);
+    assert_eq!(chosen[0], "annotate_cells", "{chosen:?}");
+    let chosen = router
+        .route("Please write this down in my notebook.", &refs)
+        .unwrap();
+    assert_eq!(chosen[0], "record_note", "{chosen:?}");
+    // Few tools: nothing to narrow.
+    assert_eq!(router.route("anything", &refs[..2]).unwrap().len(), 2);
+}
+
+#[derive(serde::Deserialize)]
+struct Vectors {
+    cases: Vec<VectorCase>,
+}
+
+#[derive(serde::Deserialize)]
+struct VectorCase {
+    text: String,
+    vector: Vec<f32>,
+}
+
+#[tokio::test]
+async fn embeddings_agree_with_sentence_transformers() {
+    let fixture: Vectors = serde_json::from_str(include_str!(
+        "../../../../tests/data/embeddings/minilm_sentence_transformers.json"
+    ))
+    .unwrap();
+    assert!(fixture.cases.len() >= 30);
+    let texts: Vec<String> = fixture.cases.iter().map(|c| c.text.clone()).collect();
+    // In batches of 8, as the reference was made, and of 32: padding must not matter.
+    for batch in [8, 32] {
+        let mut ours = Vec::new();
+        for chunk in texts.chunks(batch) {
+            ours.extend(minilm().embed(chunk).await.unwrap());
+        }
+        for (case, v) in fixture.cases.iter().zip(&ours) {
+            let agreement = cosine(&case.vector, v);
+            assert!(agreement >= 0.999, "{agreement} for {:?}", case.text);
+        }
+    }
 }

@@ -269,3 +269,24 @@ async fn bad_runs_and_bad_rows_are_typed_errors() {
     let err = store.events(&run).await.unwrap_err();
     assert!(err.to_string().contains("event 2 of run r"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_file_opened_by_many_at_once_is_migrated_once() {
+    for round in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(format!("runs{round}.db"));
+        let opens: Vec<_> = (0..6)
+            .map(|_| {
+                let path = path.clone();
+                tokio::spawn(async move { SqliteStore::open(&path).await })
+            })
+            .collect();
+        for open in opens {
+            let store = open
+                .await
+                .unwrap()
+                .expect("every opener gets a migrated store");
+            store.close().await;
+        }
+    }
+}
