@@ -247,8 +247,14 @@ pub fn embedder(args: BenchArgs) -> anyhow::Result<u8> {
             bar.set_message(format!("ours: batch {batch}, run {}/{repeats}", r + 1));
             let started = Instant::now();
             vectors.clear();
-            for chunk in texts.chunks(batch) {
-                vectors.extend(model.embed_blocking(chunk)?);
+            // Batch 1: one text per call. Batch 32: all texts in one call, which batches them
+            // by length as sentence-transformers does.
+            if batch == 1 {
+                for text in &texts {
+                    vectors.extend(model.embed_blocking(std::slice::from_ref(text))?);
+                }
+            } else {
+                vectors = model.embed_blocking(&texts)?;
             }
             rates.push(n as f64 / started.elapsed().as_secs_f64());
         }

@@ -28,6 +28,9 @@ pub const MINILM: Package = Package {
     ],
 };
 
+/// Texts per forward pass.
+pub const BATCH: usize = 32;
+
 /// Longest input in tokens, as sentence-transformers configures this model; longer texts are
 /// truncated.
 const MAX_TOKENS: usize = 256;
@@ -113,8 +116,24 @@ impl MiniLm {
         })
     }
 
-    /// Embeds a batch on this thread (compute-heavy: call it off the async workers).
+    /// Embeds texts on this thread (compute-heavy: call it off the async workers), in
+    /// batches of up to [`BATCH`] texts of similar length, so little work goes into padding;
+    /// the vectors come back in the order of `texts`.
     pub fn embed_blocking(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, ModelError> {
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(texts[i].len()));
+        let mut vectors = vec![Vec::new(); texts.len()];
+        for chunk in order.chunks(BATCH) {
+            let batch: Vec<String> = chunk.iter().map(|&i| texts[i].clone()).collect();
+            for (&i, v) in chunk.iter().zip(self.embed_batch(&batch)?) {
+                vectors[i] = v;
+            }
+        }
+        Ok(vectors)
+    }
+
+    /// One forward pass over `texts`, padded to the longest.
+    fn embed_batch(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, ModelError> {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
