@@ -5,17 +5,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use cellwright_core::{
-    Budgets, CancelToken, ChatModel, Progress, RunId, RunStatus, TraceEvent, TraceStore,
-};
+use cellwright_core::{Budgets, CancelToken, ChatModel, RunId, RunStatus, TraceEvent, TraceStore};
 use cellwright_llm::ScriptedModel;
 use cellwright_llm::embedded::{self, MINILM, SMOLLM2};
 use cellwright_runtime::{Agent, AgentConfig, RunObserver, RunOutcome};
 use cellwright_store::SqliteStore;
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 
-use crate::{Globals, exit, registry, render};
+use crate::{Globals, exit, progress, registry, render};
 
 #[derive(Debug, Args)]
 pub struct AskArgs {
@@ -89,7 +87,7 @@ async fn model_for(
         let spec = spec.to_owned();
         let cancel = cancel.clone();
         let chat = tokio::task::spawn_blocking(move || {
-            let bar = FetchBar::new();
+            let bar = progress::FetchBar::new();
             let chat = embedded::chat_from_spec(&spec, &bar, &cancel);
             bar.0.finish_and_clear();
             chat
@@ -100,30 +98,6 @@ async fn model_for(
         }
     }
     Ok(cellwright_llm::model_from_spec(spec)?)
-}
-
-/// A download bar for the package client's fetches.
-pub struct FetchBar(pub ProgressBar);
-
-impl FetchBar {
-    pub fn new() -> Self {
-        let bar = ProgressBar::new(0);
-        bar.set_style(
-            ProgressStyle::with_template("{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        Self(bar)
-    }
-}
-
-impl Progress for FetchBar {
-    fn report(&self, done: u64, total: Option<u64>, message: &str) {
-        if let Some(total) = total {
-            self.0.set_length(total);
-        }
-        self.0.set_position(done);
-        self.0.set_message(message.to_owned());
-    }
 }
 
 fn default_model_spec() -> String {
@@ -257,15 +231,7 @@ pub struct LiveDisplay {
 
 impl LiveDisplay {
     fn new(quiet: bool) -> Self {
-        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
-            let bar = ProgressBar::new_spinner();
-            bar.set_style(
-                ProgressStyle::with_template("{spinner} {elapsed} {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-            );
-            bar.enable_steady_tick(Duration::from_millis(120));
-            bar
-        });
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(progress::spinner);
         Self {
             bar,
             streamed: Mutex::new(String::new()),

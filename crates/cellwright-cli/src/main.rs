@@ -5,6 +5,7 @@ mod ask;
 mod bench;
 mod models_cmd;
 mod paths;
+mod progress;
 mod registry;
 mod render;
 mod serve;

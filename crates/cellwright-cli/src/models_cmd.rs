@@ -7,7 +7,7 @@ use cellwright_core::CancelToken;
 use cellwright_fetch::Package;
 use cellwright_llm::embedded::{MINILM, SMOLLM2};
 
-use crate::ask::FetchBar;
+use crate::progress::FetchBar;
 
 #[derive(Debug, Subcommand)]
 pub enum ModelsCommand {

@@ -49,7 +49,7 @@ pub async fn run(args: ServeArgs, cancel: CancelToken) -> anyhow::Result<u8> {
     let spec = args.model.clone();
     let load_cancel = cancel.clone();
     let (chat, embedder) = tokio::task::spawn_blocking(move || {
-        let bar = crate::ask::FetchBar::new();
+        let bar = crate::progress::FetchBar::new();
         let chat = cellwright_llm::embedded::chat_from_spec(&spec, &bar, &load_cancel);
         let embedder = MiniLm::fetch_default(&bar, &load_cancel);
         bar.0.finish_and_clear();
@@ -390,22 +390,21 @@ async fn chat_completions_inner(served: Arc<Served>, body: Bytes) -> Result<Resp
         return Ok(axum::Json(completion(&id, &response)).into_response());
     }
     let with_usage = body["stream_options"]["include_usage"].as_bool() == Some(true);
-    // The stream owns what it needs; dropping it (the client left) stops generation.
-    let chat = served.chat.clone();
-    let events = async_stream(chat, request, id, with_usage);
+    // Dropping the stream (the client left) stops generation.
+    let events = async_stream(&served.chat, request, id, with_usage);
     Ok(Sse::new(events).into_response())
 }
 
 /// The SSE events of one streamed completion, ending with `[DONE]`.
 fn async_stream(
-    chat: EmbeddedChat,
+    chat: &EmbeddedChat,
     request: ChatRequest,
     id: String,
     with_usage: bool,
-) -> impl futures::Stream<Item = Result<Event, Infallible>> {
+) -> impl futures::Stream<Item = Result<Event, Infallible>> + use<> {
     let data = |v: Value| Ok(Event::default().data(v.to_string()));
     let first = chunk(&id, json!({"role": "assistant", "content": ""}), None);
-    let body = owned_stream(chat, request).flat_map(move |event| {
+    let body = chat.stream(request).flat_map(move |event| {
         let items: Vec<Value> = match event {
             Ok(ChatEvent::Delta(text)) => vec![chunk(&id, json!({"content": text}), None)],
             Ok(ChatEvent::Done(response)) => {
@@ -435,23 +434,6 @@ fn async_stream(
     futures::stream::iter([data(first)])
         .chain(body)
         .chain(futures::stream::iter([done]))
-}
-
-/// `chat_stream` borrows its model and request; this stream owns them.
-fn owned_stream(
-    chat: EmbeddedChat,
-    request: ChatRequest,
-) -> futures::stream::BoxStream<'static, Result<ChatEvent, ModelError>> {
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        let mut stream = chat.chat_stream(&request);
-        while let Some(event) = stream.next().await {
-            if tx.send(event).is_err() {
-                break; // the client left; dropping the stream stops generation
-            }
-        }
-    });
-    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) }).boxed()
 }
 
 async fn embeddings(State(served): State<Arc<Served>>, body: Bytes) -> Response {

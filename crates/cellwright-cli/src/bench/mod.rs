@@ -21,6 +21,9 @@ pub enum BenchCommand {
     Llm(BenchArgs),
     /// The embedded embedder vs sentence-transformers on the same weights and texts.
     Embedder(BenchArgs),
+    /// The embedded model's tool choice on labelled requests, with and without the grammar
+    /// and the router (no peer: the variants are the comparison).
+    Tools(BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -41,6 +44,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<u8> {
         BenchCommand::Runtime(args) => runtime::run(args).await,
         BenchCommand::Llm(args) => tokio::task::block_in_place(|| models::llm(args)),
         BenchCommand::Embedder(args) => tokio::task::block_in_place(|| models::embedder(args)),
+        BenchCommand::Tools(args) => models::tool_choice(args).await,
     }
 }
 

@@ -12,7 +12,6 @@ use std::time::Instant;
 use anyhow::Context;
 use cellwright_core::{CancelToken, NoProgress};
 use cellwright_llm::embedded::{self, Engine, GgufModel, MiniLm, SamplingParams, cosine};
-use indicatif::ProgressBar;
 use serde_json::{Value, json};
 
 use super::{BenchArgs, median, peer_python, python_json};
@@ -24,12 +23,6 @@ const ST_REQUIREMENTS: &str = include_str!("../../../../bench/requirements-st.tx
 
 fn threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-fn spinner() -> ProgressBar {
-    let bar = ProgressBar::new_spinner();
-    bar.enable_steady_tick(std::time::Duration::from_millis(120));
-    bar
 }
 
 /// Peak resident memory of this process so far (`VmHWM`), in bytes.
@@ -69,7 +62,7 @@ pub fn llm(args: BenchArgs) -> anyhow::Result<u8> {
     } else {
         (400, 128, 5)
     };
-    let bar = spinner();
+    let bar = crate::progress::spinner();
     bar.set_message("fetching the model");
     let path = embedded::default_chat_path(&NoProgress, &CancelToken::new())?;
     let prompt = prompt_text(words);
@@ -234,7 +227,7 @@ fn sentences(n: usize) -> Vec<String> {
 
 pub fn embedder(args: BenchArgs) -> anyhow::Result<u8> {
     let (n, repeats) = if args.quick { (128, 3) } else { (512, 5) };
-    let bar = spinner();
+    let bar = crate::progress::spinner();
     bar.set_message("fetching the embedder");
     let model = MiniLm::fetch_default(&NoProgress, &CancelToken::new())?;
     let texts = sentences(n);
@@ -352,6 +345,149 @@ pub fn embedder(args: BenchArgs) -> anyhow::Result<u8> {
     }
     if let Some(min) = report["ours"]["min_cosine_vs_st"].as_f64() {
         println!("lowest cosine between the two on the same sentence: {min:.6}");
+    }
+    print_ratios(&report);
+    write_json(&args, &report)?;
+    Ok(0)
+}
+
+const TOOL_CHOICE_SET: &str = include_str!("../../../../tests/data/tool_choice.jsonl");
+const TOOL_CHOICE_TOOLS: &str = include_str!("../../../../tests/data/tool_choice_tools.json");
+
+#[derive(serde::Deserialize)]
+struct Labelled {
+    request: String,
+    tool: String,
+}
+
+#[derive(serde::Deserialize)]
+struct WireTool {
+    name: String,
+    description: String,
+    parameters: Value,
+}
+
+/// Right tool and schema-valid arguments on the labelled requests, for the embedded model
+/// with and without the grammar and the router.
+pub async fn tool_choice(args: BenchArgs) -> anyhow::Result<u8> {
+    use cellwright_core::{ChatModel, ChatRequest, Effects, Message, ToolChoice, ToolSpec};
+
+    let labelled: Vec<Labelled> = TOOL_CHOICE_SET
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    let tools: Vec<ToolSpec> = serde_json::from_str::<Vec<WireTool>>(TOOL_CHOICE_TOOLS)?
+        .into_iter()
+        .map(|t| ToolSpec {
+            name: t.name,
+            description: t.description,
+            parameters: t.parameters,
+            output: json!({}),
+            effects: Effects::Pure,
+        })
+        .collect();
+    // Quick: the first two requests of each tool.
+    let mut per_tool = std::collections::HashMap::new();
+    let cases: Vec<&Labelled> = labelled
+        .iter()
+        .filter(|l| {
+            let seen = per_tool.entry(l.tool.clone()).or_insert(0);
+            *seen += 1;
+            !args.quick || *seen <= 2
+        })
+        .collect();
+    let bar = crate::progress::spinner();
+    bar.set_message("loading the embedded model and router");
+    let chat = tokio::task::spawn_blocking(|| {
+        embedded::chat_from_spec("embedded", &NoProgress, &CancelToken::new())
+    })
+    .await?
+    .context("the embedded model")??;
+    let variants = [
+        ("constrained_routed", chat.clone()),
+        ("constrained", chat.clone().without_router()),
+        (
+            "unconstrained",
+            chat.clone().without_router().unconstrained(),
+        ),
+    ];
+    let validators: std::collections::HashMap<&str, jsonschema::Validator> = tools
+        .iter()
+        .map(|t| Ok((t.name.as_str(), jsonschema::validator_for(&t.parameters)?)))
+        .collect::<Result<_, anyhow::Error>>()?;
+    let mut results = serde_json::Map::new();
+    let mut ratios = serde_json::Map::new();
+    for (name, model) in &variants {
+        let (mut right, mut valid) = (0usize, 0usize);
+        let mut wrong = Vec::new();
+        for (i, case) in cases.iter().enumerate() {
+            bar.set_message(format!("{name}: {}/{}", i + 1, cases.len()));
+            let request = ChatRequest {
+                messages: vec![
+                    Message::system("You are a careful scientific assistant. Use the tools."),
+                    Message::user(case.request.clone()),
+                ],
+                tools: tools.clone(),
+                tool_choice: ToolChoice::Required,
+                ..ChatRequest::default()
+            };
+            let call = model
+                .chat(&request)
+                .await
+                .ok()
+                .and_then(|r| r.message.tool_calls.into_iter().next());
+            let Some(call) = call else {
+                wrong.push(json!({"request": case.request, "expected": case.tool, "got": null}));
+                continue;
+            };
+            let args_ok = serde_json::from_str::<Value>(&call.arguments)
+                .ok()
+                .zip(validators.get(call.name.as_str()))
+                .is_some_and(|(a, v)| v.is_valid(&a));
+            valid += usize::from(args_ok);
+            if call.name == case.tool {
+                right += 1;
+            } else {
+                wrong.push(
+                    json!({"request": case.request, "expected": case.tool, "got": call.name}),
+                );
+            }
+        }
+        let n = cases.len() as f64;
+        ratios.insert(format!("right_tool_{name}"), json!(right as f64 / n));
+        ratios.insert(format!("valid_calls_{name}"), json!(valid as f64 / n));
+        results.insert(
+            (*name).into(),
+            json!({"right_tool": right, "valid_calls": valid, "requests": cases.len(), "wrong": wrong}),
+        );
+    }
+    bar.finish_and_clear();
+    let report = json!({
+        "bench": "tools",
+        "quick": args.quick,
+        "requests": cases.len(),
+        "tools": tools.len(),
+        "router_top_k": embedded::ROUTE_TOP_K,
+        "results": results,
+        "ratios": ratios,
+    });
+    println!(
+        "\ntool choice, {} labelled requests over {} tools (tests/data/tool_choice.jsonl)",
+        cases.len(),
+        tools.len()
+    );
+    println!(
+        "{:<22} {:>12} {:>18}",
+        "", "right tool", "schema-valid calls"
+    );
+    for (name, _) in &variants {
+        let r = &report["results"][name];
+        println!(
+            "{name:<22} {:>11.0}% {:>17.0}%",
+            100.0 * r["right_tool"].as_f64().unwrap_or(0.0) / cases.len() as f64,
+            100.0 * r["valid_calls"].as_f64().unwrap_or(0.0) / cases.len() as f64
+        );
     }
     print_ratios(&report);
     write_json(&args, &report)?;

@@ -13,7 +13,7 @@
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 use cellwright_core::{
@@ -24,7 +24,7 @@ use cellwright_core::{
 use cellwright_llm::ScriptedModel;
 use cellwright_runtime::{Agent, AgentConfig};
 use cellwright_store::SqliteStore;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -71,7 +71,7 @@ impl Plan {
 pub async fn run(args: BenchArgs) -> anyhow::Result<u8> {
     let plan = Plan::new(args.quick);
     let work = tempfile::tempdir().context("cannot create a scratch folder")?;
-    let bar = spinner();
+    let bar = crate::progress::spinner();
 
     bar.set_message(format!(
         "ours: {} steps × {} repeats",
@@ -177,16 +177,6 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<u8> {
         println!("wrote {}", path.display());
     }
     Ok(0)
-}
-
-fn spinner() -> ProgressBar {
-    let bar = ProgressBar::new_spinner();
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {elapsed} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-    );
-    bar.enable_steady_tick(Duration::from_millis(120));
-    bar
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -16,6 +16,10 @@ use serde_json::{Value, json};
 use super::engine::{Engine, Generated, SamplingParams};
 use super::minilm::{MiniLm, cosine};
 
+/// How the model is told to call a tool when its output is not constrained.
+const CALL_FORMAT: &str =
+    "To use a tool, reply with one JSON object: {\"name\": \"<tool>\", \"arguments\": {…}}\n";
+
 /// Tokens a tool call may take before it is cut off.
 const TOOL_CALL_TOKENS: usize = 256;
 /// Tokens an answer may take when the request sets no limit.
@@ -35,6 +39,9 @@ pub struct EmbeddedChat {
     id: String,
     cancel: CancelToken,
     router: Option<Arc<ToolRouter>>,
+    /// Whether tool calls are decoded under their schemas' grammar (always, but in
+    /// comparisons that measure what the grammar buys).
+    constrained: bool,
 }
 
 /// Narrows the tools a call may name to those whose descriptions are nearest the request.
@@ -149,6 +156,7 @@ impl EmbeddedChat {
             id,
             cancel: CancelToken::new(),
             router: None,
+            constrained: true,
         }
     }
 
@@ -157,6 +165,42 @@ impl EmbeddedChat {
     pub fn with_router(mut self, router: ToolRouter) -> Self {
         self.router = Some(Arc::new(router));
         self
+    }
+
+    /// This model without its tool router: every tool is offered to every call.
+    pub fn without_router(mut self) -> Self {
+        self.router = None;
+        self
+    }
+
+    /// This model with tool calls decoded freely and parsed afterwards, to measure what the
+    /// grammar buys (`cellwright bench tools`); calls may then fail to parse or validate.
+    pub fn unconstrained(mut self) -> Self {
+        self.constrained = false;
+        self
+    }
+
+    /// Answers `request` as a stream: an answer's text as it grows, then the whole response.
+    /// Dropping the stream stops generation (at the next token of an answer).
+    pub fn stream(
+        &self,
+        request: ChatRequest,
+    ) -> BoxStream<'static, Result<ChatEvent, ModelError>> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let this = self.clone();
+        let cancel = self.cancel.child();
+        tokio::task::spawn_blocking(move || {
+            let mut on_text = |text: &str| {
+                // Nobody is listening any more: stop generating.
+                if tx.send(Ok(ChatEvent::Delta(text.to_owned()))).is_err() {
+                    cancel.cancel();
+                }
+            };
+            let result = this.respond(&request, &cancel, Some(&mut on_text));
+            let _ = tx.send(result.map(ChatEvent::Done));
+        });
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) })
+            .boxed()
     }
 
     /// Stops generation (at the next token) when `cancel` fires.
@@ -179,7 +223,13 @@ impl EmbeddedChat {
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
         let turn = next_turn(request);
-        let prompt_text = render(&engine.model.chat_template, &prompt_messages(request))?;
+        // Free decoding must be told the call format; under the grammar, saying it made this
+        // model's arguments worse (the grammar already holds it to the format).
+        let format = (!self.constrained).then_some(CALL_FORMAT);
+        let prompt_text = render(
+            &engine.model.chat_template,
+            &prompt_messages(request, format),
+        )?;
         let prompt = engine.encode(&prompt_text)?;
         let params = SamplingParams {
             temperature: f64::from(request.temperature.unwrap_or(0.0)),
@@ -207,13 +257,17 @@ impl EmbeddedChat {
                     let chosen = router.route(query, &tools)?;
                     tools.retain(|t| chosen.contains(&t.name));
                 }
-                let mut matcher =
-                    engine.matcher(TopLevelGrammar::from_json_schema(call_schema(&tools)))?;
+                let mut matcher = if self.constrained {
+                    let schema = call_schema(&tools);
+                    Some(engine.matcher(TopLevelGrammar::from_json_schema(schema))?)
+                } else {
+                    None
+                };
                 let generated = engine.generate(
                     &prompt,
                     limit.unwrap_or(TOOL_CALL_TOKENS).max(TOOL_CALL_TOKENS),
                     params,
-                    Some(&mut matcher),
+                    matcher.as_mut(),
                     cancel,
                     None,
                 )?;
@@ -292,22 +346,7 @@ impl ChatModel for EmbeddedChat {
         &'a self,
         request: &'a ChatRequest,
     ) -> BoxStream<'a, Result<ChatEvent, ModelError>> {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let this = self.clone();
-        let request = request.clone();
-        let cancel = self.cancel.child();
-        tokio::task::spawn_blocking(move || {
-            let mut on_text = |text: &str| {
-                // Nobody is listening any more: stop generating.
-                if tx.send(Ok(ChatEvent::Delta(text.to_owned()))).is_err() {
-                    cancel.cancel();
-                }
-            };
-            let result = this.respond(&request, &cancel, Some(&mut on_text));
-            let _ = tx.send(result.map(ChatEvent::Done));
-        });
-        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) })
-            .boxed()
+        self.stream(request.clone())
     }
 }
 
@@ -354,7 +393,7 @@ fn next_turn(request: &ChatRequest) -> Turn {
 
 /// The conversation as the chat template sees it: tool calls as JSON, the tool list in the
 /// system message.
-fn prompt_messages(request: &ChatRequest) -> Vec<Value> {
+fn prompt_messages(request: &ChatRequest, call_format: Option<&str>) -> Vec<Value> {
     let mut out = Vec::with_capacity(request.messages.len() + 1);
     let tools: String = request
         .tools
@@ -374,7 +413,7 @@ fn prompt_messages(request: &ChatRequest) -> Vec<Value> {
         };
         let mut content = m.content.clone();
         if m.role == Role::System && !system_seen && !tools.is_empty() {
-            content = format!("{content}\n\nTools:\n{tools}");
+            content = format!("{content}\n\nTools:\n{tools}{}", call_format.unwrap_or(""));
             system_seen = true;
         }
         for call in &m.tool_calls {
@@ -438,7 +477,13 @@ fn call_schema(tools: &[&ToolSpec]) -> Value {
 }
 
 fn tool_call_message(generated: &Generated, request: &ChatRequest) -> Result<Message, ModelError> {
-    let call: Value = serde_json::from_str(&generated.text).map_err(|e| {
+    // Constrained output is exactly the object; free output may wrap it in prose.
+    let text = generated.text.trim();
+    let object = match (text.find('{'), text.rfind('}')) {
+        (Some(start), Some(end)) if start < end => &text[start..=end],
+        _ => text,
+    };
+    let call: Value = serde_json::from_str(object).map_err(|e| {
         if generated.finish == FinishReason::Length {
             ModelError::Backend {
                 message: format!(
@@ -552,20 +597,57 @@ mod tests {
         );
     }
 
+    fn generated(text: &str, finish: FinishReason) -> Generated {
+        Generated {
+            text: text.into(),
+            prompt_tokens: 10,
+            tokens: vec![1; 5],
+            finish,
+            prefill: std::time::Duration::ZERO,
+            prefill_tokens: 10,
+            decode: std::time::Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn calls_are_read_from_the_output_and_bad_ones_are_errors() {
+        let req = request(vec![Message::user("q")], ToolChoice::Auto);
+        let free = generated(
+            r#"Sure: {"name": "translate_dna", "arguments": {"x": 1}} is the call."#,
+            FinishReason::Stop,
+        );
+        let message = tool_call_message(&free, &req).unwrap();
+        assert_eq!(message.tool_calls[0].name, "translate_dna");
+        assert_eq!(message.tool_calls[0].arguments, r#"{"x":1}"#);
+        assert_eq!(message.tool_calls[0].id, "call_1");
+        let cut = tool_call_message(
+            &generated(r#"{"name": "transl"#, FinishReason::Length),
+            &req,
+        )
+        .unwrap_err();
+        assert!(cut.to_string().contains("did not fit in 5 tokens"), "{cut}");
+        let prose =
+            tool_call_message(&generated("I cannot.", FinishReason::Stop), &req).unwrap_err();
+        assert!(prose.to_string().contains("not JSON"), "{prose}");
+    }
+
     #[test]
     fn prompts_list_tools_and_render_through_the_template() {
         let template = "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}";
         let text = render(
             template,
-            &prompt_messages(&request(
-                vec![Message::system("be brief"), Message::user("q")],
-                ToolChoice::Auto,
-            )),
+            &prompt_messages(
+                &request(
+                    vec![Message::system("be brief"), Message::user("q")],
+                    ToolChoice::Auto,
+                ),
+                Some(CALL_FORMAT),
+            ),
         )
         .unwrap();
         assert_eq!(
             text,
-            "<system>be brief\n\nTools:\n- count_codons: Does count_codons.\n- translate_dna: Does translate_dna.\n\n<user>q\n<assistant>"
+            "<system>be brief\n\nTools:\n- count_codons: Does count_codons.\n- translate_dna: Does translate_dna.\nTo use a tool, reply with one JSON object: {\"name\": \"<tool>\", \"arguments\": {…}}\n\n<user>q\n<assistant>"
         );
         let err = render("{{ raise_exception('no tools here') }}", &[]).unwrap_err();
         assert!(err.to_string().contains("no tools here"), "{err}");
