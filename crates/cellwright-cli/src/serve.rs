@@ -373,14 +373,10 @@ fn chunk(id: &str, delta: Value, finish: Option<&str>) -> Value {
     })
 }
 
-async fn chat_completions(State(served): State<Arc<Served>>, body: Bytes) -> Response {
-    match chat_completions_inner(served, body).await {
-        Ok(response) => response,
-        Err(e) => e.into_response(),
-    }
-}
-
-async fn chat_completions_inner(served: Arc<Served>, body: Bytes) -> Result<Response, ApiError> {
+async fn chat_completions(
+    State(served): State<Arc<Served>>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let body = body_json(&body)?;
     model_name(&body, CHAT_NAME)?;
     let request = chat_request(&body)?;
@@ -436,43 +432,39 @@ fn async_stream(
         .chain(futures::stream::iter([done]))
 }
 
-async fn embeddings(State(served): State<Arc<Served>>, body: Bytes) -> Response {
-    let result = async {
-        let body = body_json(&body)?;
-        model_name(&body, EMBED_NAME)?;
-        let texts: Vec<String> = match &body["input"] {
-            Value::String(s) => vec![s.clone()],
-            Value::Array(items) => items
-                .iter()
-                .map(|v| v.as_str().map(str::to_owned))
-                .collect::<Option<_>>()
-                .ok_or_else(|| ApiError::invalid(Some("input"), "`input` items must be strings"))?,
-            _ => {
-                return Err(ApiError::invalid(
-                    Some("input"),
-                    "`input` must be a string or an array of strings",
-                ));
-            }
-        };
-        let vectors = served.embedder.embed(&texts).await?;
-        let tokens: usize = texts.iter().map(|t| t.split_whitespace().count()).sum();
-        let data: Vec<Value> = vectors
-            .into_iter()
-            .enumerate()
-            .map(|(i, v)| json!({"object": "embedding", "index": i, "embedding": v}))
-            .collect();
-        Ok::<_, ApiError>(json!({
-            "object": "list",
-            "data": data,
-            "model": EMBED_NAME,
-            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-        }))
-    }
-    .await;
-    match result {
-        Ok(v) => axum::Json(v).into_response(),
-        Err(e) => e.into_response(),
-    }
+async fn embeddings(
+    State(served): State<Arc<Served>>,
+    body: Bytes,
+) -> Result<axum::Json<Value>, ApiError> {
+    let body = body_json(&body)?;
+    model_name(&body, EMBED_NAME)?;
+    let texts: Vec<String> = match &body["input"] {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(items) => items
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned))
+            .collect::<Option<_>>()
+            .ok_or_else(|| ApiError::invalid(Some("input"), "`input` items must be strings"))?,
+        _ => {
+            return Err(ApiError::invalid(
+                Some("input"),
+                "`input` must be a string or an array of strings",
+            ));
+        }
+    };
+    let vectors = served.embedder.embed(&texts).await?;
+    let tokens: usize = texts.iter().map(|t| t.split_whitespace().count()).sum();
+    let data: Vec<Value> = vectors
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| json!({"object": "embedding", "index": i, "embedding": v}))
+        .collect();
+    Ok(axum::Json(json!({
+        "object": "list",
+        "data": data,
+        "model": EMBED_NAME,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    })))
 }
 
 async fn models() -> axum::Json<Value> {
