@@ -137,3 +137,47 @@ async fn the_server_speaks_the_protocol_and_rejects_bad_requests() {
         assert!(error.to_string().contains(needle), "{error}");
     }
 }
+
+#[tokio::test]
+async fn the_official_openai_python_client_talks_to_the_server() {
+    let python = python_venv(
+        "openai-client",
+        include_str!("../data/openai_client/requirements.txt"),
+    );
+    let sb = Sandbox::new();
+    let (_server, url) = serve(&sb).await;
+    let out = tokio::process::Command::new(python)
+        .arg(workspace_root().join("tests/data/openai_client/client.py"))
+        .arg(&url)
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["models"],
+        json!(["all-MiniLM-L6-v2", "embedded"]),
+        "{report}"
+    );
+    for call in [&report["call"], &report["streamed_call"]] {
+        assert_eq!(call["name"], "translate_dna", "{report}");
+        let dna = call["arguments"]["dna"].as_str().unwrap();
+        assert!((3..=60).contains(&dna.chars().count()), "{report}");
+    }
+    assert_eq!(report["call"]["finish_reason"], "tool_calls", "{report}");
+    assert!(report["call"]["usage"].as_u64().unwrap() > 0, "{report}");
+    assert!(
+        !report["answer"].as_str().unwrap().trim().is_empty(),
+        "{report}"
+    );
+    assert_eq!(report["embeddings"], json!([384, 384]), "{report}");
+    assert!(
+        (report["embedding_norm"].as_f64().unwrap() - 1.0).abs() < 1e-4,
+        "{report}"
+    );
+    assert_eq!(
+        report["unknown_model"],
+        json!({"status": 404, "code": "model_not_found"}),
+        "{report}"
+    );
+}

@@ -87,3 +87,35 @@ pub fn workspace_root() -> &'static Path {
         .parent()
         .unwrap()
 }
+
+/// The Python of a virtualenv under the cache with `requirements` installed (made on first
+/// use with `python3 -m venv` and `pip install`, remade when the requirements change).
+pub fn python_venv(name: &str, requirements: &str) -> PathBuf {
+    let venv = cellwright_fetch::cache_dir()
+        .join("test")
+        .join(format!("venv-{name}"));
+    let python = venv.join("bin").join("python");
+    let stamp = venv.join("requirements.txt");
+    if std::fs::read_to_string(&stamp).is_ok_and(|s| s == requirements) {
+        return python;
+    }
+    let run = |cmd: &mut std::process::Command| {
+        let out = cmd.output().expect("start python3");
+        assert!(
+            out.status.success(),
+            "{cmd:?}\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(std::process::Command::new("python3")
+        .args(["-m", "venv", "--clear"])
+        .arg(&venv));
+    let wanted = venv.join("requirements.in");
+    std::fs::write(&wanted, requirements).unwrap();
+    run(std::process::Command::new(venv.join("bin").join("pip"))
+        .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+        .arg(&wanted));
+    std::fs::write(&stamp, requirements).unwrap();
+    python
+}

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use cellwright_core::{CancelToken, NoProgress};
-use cellwright_llm::embedded::{self, Engine, GgufModel, MiniLm, SamplingParams, cosine};
+use cellwright_llm::embedded::{self, Engine, GgufModel, MiniLm, SamplingParams, Weights, cosine};
 use serde_json::{Value, json};
 
 use super::{BenchArgs, median, peer_python, python_json};
@@ -67,12 +67,6 @@ pub fn llm(args: BenchArgs) -> anyhow::Result<u8> {
     let path = embedded::default_chat_path(&NoProgress, &CancelToken::new())?;
     let prompt = prompt_text(words);
 
-    bar.set_message("ours: loading");
-    let load_started = Instant::now();
-    let mut engine = Engine::new(GgufModel::load(&path)?)
-        .map_err(|e| anyhow::anyhow!("cannot prepare the model: {e}"))?;
-    let load_s = load_started.elapsed().as_secs_f64();
-    let tokens = engine.encode(&prompt)?;
     let greedy = SamplingParams {
         temperature: 0.0,
         top_p: 1.0,
@@ -80,29 +74,54 @@ pub fn llm(args: BenchArgs) -> anyhow::Result<u8> {
         repeat_penalty: 1.0,
     };
     let cancel = CancelToken::new();
-    engine.generate(&tokens[..8], 1, greedy, None, &cancel, None)?; // warm-up
-    let (mut prefill, mut decode, mut produced) = (Vec::new(), Vec::new(), Vec::new());
-    for r in 0..repeats {
-        bar.set_message(format!("ours: run {}/{repeats}", r + 1));
-        engine.forget_prefix();
-        let g = engine.generate(&tokens, max_tokens, greedy, None, &cancel, None)?;
-        prefill.push(g.prefill_tokens as f64 / g.prefill.as_secs_f64());
-        let decoded = g.tokens.len().saturating_sub(1);
-        decode.push(decoded as f64 / g.decode.as_secs_f64().max(1e-9));
-        produced.push(g.tokens.len());
+    // Loads the model with `weights` and times `repeats` generations after the prompt.
+    let measure = |weights: Weights, repeats: usize, max_tokens: usize| -> anyhow::Result<Value> {
+        let load_started = Instant::now();
+        let mut engine = Engine::new(GgufModel::load_with(&path, weights)?)
+            .map_err(|e| anyhow::anyhow!("cannot prepare the model: {e}"))?;
+        let load_s = load_started.elapsed().as_secs_f64();
+        let tokens = engine.encode(&prompt)?;
+        engine.generate(&tokens[..8], 1, greedy, None, &cancel, None)?; // warm-up
+        let (mut prefill, mut decode, mut produced) = (Vec::new(), Vec::new(), Vec::new());
+        for r in 0..repeats {
+            bar.set_message(format!(
+                "ours ({weights:?} weights): run {}/{repeats}",
+                r + 1
+            ));
+            engine.forget_prefix();
+            let g = engine.generate(&tokens, max_tokens, greedy, None, &cancel, None)?;
+            prefill.push(g.prefill_tokens as f64 / g.prefill.as_secs_f64());
+            let decoded = g.tokens.len().saturating_sub(1);
+            decode.push(decoded as f64 / g.decode.as_secs_f64().max(1e-9));
+            produced.push(g.tokens.len());
+        }
+        Ok(json!({
+            "prompt_tokens": tokens.len(),
+            "output_tokens": produced,
+            "load_s": load_s,
+            "prefill_tokens_per_s": median(&prefill),
+            "decode_tokens_per_s": median(&decode),
+        }))
+    };
+    bar.set_message("ours: loading");
+    let mut ours = measure(Weights::Fast, repeats, max_tokens)?;
+    // Read before the as-stored model is loaded, so it is this model's peak alone.
+    ours["peak_rss_bytes"] = json!(peak_rss());
+    ours["weights"] = json!("Q4_1 file, read through a Q8_0 copy");
+    // The same file as stored (Q4_1): what the copy buys. Slow, so once and shorter.
+    let as_stored = measure(Weights::AsStored, 1, max_tokens.min(32))?;
+    let tokens_len = ours["prompt_tokens"].as_u64().unwrap_or(0);
+    let mut ratios = serde_json::Map::new();
+    for (name, key) in [
+        ("prefill_q8_0_copy_over_as_stored", "prefill_tokens_per_s"),
+        ("decode_q8_0_copy_over_as_stored", "decode_tokens_per_s"),
+    ] {
+        if let (Some(a), Some(b)) = (ours[key].as_f64(), as_stored[key].as_f64()) {
+            ratios.insert(name.into(), json!(a / b));
+        }
     }
-    let ours = json!({
-        "prompt_tokens": tokens.len(),
-        "output_tokens": produced,
-        "load_s": load_s,
-        "prefill_tokens_per_s": median(&prefill),
-        "decode_tokens_per_s": median(&decode),
-        "peak_rss_bytes": peak_rss(),
-        "weights": "Q4_1 file, requantised to Q8_0 at load",
-    });
 
     let mut peer = Value::Null;
-    let mut ratios = serde_json::Map::new();
     if args.no_peer {
         bar.println("peer skipped (--no-peer)");
     } else {
@@ -153,6 +172,7 @@ pub fn llm(args: BenchArgs) -> anyhow::Result<u8> {
         "repeats": repeats,
         "max_tokens": max_tokens,
         "ours": ours,
+        "ours_as_stored": as_stored,
         "llamacpp": peer,
         "ratios": ratios,
     });
@@ -166,7 +186,7 @@ pub fn llm(args: BenchArgs) -> anyhow::Result<u8> {
     };
     println!(
         "\nembedded chat model, {} prompt tokens, up to {max_tokens} generated, {} threads, median of {repeats}",
-        tokens.len(),
+        tokens_len,
         threads()
     );
     println!(
@@ -175,6 +195,7 @@ pub fn llm(args: BenchArgs) -> anyhow::Result<u8> {
     );
     for (name, side) in [
         ("cellwright", &report["ours"]),
+        ("  as stored", &report["ours_as_stored"]),
         ("llama.cpp", &report["llamacpp"]),
     ] {
         println!(
@@ -418,6 +439,24 @@ pub async fn tool_choice(args: BenchArgs) -> anyhow::Result<u8> {
         .collect::<Result<_, anyhow::Error>>()?;
     let mut results = serde_json::Map::new();
     let mut ratios = serde_json::Map::new();
+    // The router alone: is the labelled tool its nearest, or among the k it offers?
+    if let Some(router) = chat.router() {
+        let all: Vec<&ToolSpec> = tools.iter().collect();
+        let (mut top1, mut recall, mut offered) = (0usize, 0usize, 0usize);
+        for case in &cases {
+            let routed = router.route(&case.request, &all)?;
+            top1 += usize::from(routed.first() == Some(&case.tool));
+            recall += usize::from(routed.contains(&case.tool));
+            offered += routed.len();
+        }
+        let n = cases.len() as f64;
+        ratios.insert("right_tool_router_top1".into(), json!(top1 as f64 / n));
+        ratios.insert("router_recall".into(), json!(recall as f64 / n));
+        results.insert(
+            "router".into(),
+            json!({"nearest_right": top1, "offered_right": recall, "mean_offered": offered as f64 / n}),
+        );
+    }
     for (name, model) in &variants {
         let (mut right, mut valid) = (0usize, 0usize);
         let mut wrong = Vec::new();
@@ -469,6 +508,7 @@ pub async fn tool_choice(args: BenchArgs) -> anyhow::Result<u8> {
         "requests": cases.len(),
         "tools": tools.len(),
         "router_top_k": embedded::ROUTE_TOP_K,
+        "router_margin": embedded::ROUTE_MARGIN,
         "results": results,
         "ratios": ratios,
     });

@@ -20,8 +20,42 @@ use super::minilm::{MiniLm, cosine};
 const CALL_FORMAT: &str =
     "To use a tool, reply with one JSON object: {\"name\": \"<tool>\", \"arguments\": {…}}\n";
 
-/// Tokens a tool call may take before it is cut off.
+/// Tokens a tool call may take at least, and (unless its schema needs more) at most.
 const TOOL_CALL_TOKENS: usize = 256;
+const TOOL_CALL_MAX_TOKENS: usize = 2048;
+/// The longest arrays and strings a constrained call may write when its schema allows longer
+/// (or sets no bound), tried in turn until every call the schema admits fits in
+/// [`TOOL_CALL_MAX_TOKENS`]. A small model that repeats itself fills any budget; under these
+/// bounds every call the grammar admits fits, and still validates against the schema as given.
+const CALL_BOUNDS: [Bounds; 5] = [
+    Bounds {
+        items: 16,
+        chars: 200,
+    },
+    Bounds {
+        items: 8,
+        chars: 100,
+    },
+    Bounds {
+        items: 4,
+        chars: 50,
+    },
+    Bounds {
+        items: 2,
+        chars: 24,
+    },
+    Bounds {
+        items: 1,
+        chars: 12,
+    },
+];
+/// The largest magnitude of a number in a constrained call whose schema sets no bound
+/// (integers up to it are exact in a double).
+const CALL_MAX_MAGNITUDE: i64 = 1 << 53;
+/// The most tokens one character of a JSON string can take: a control character escaped as
+/// `\u00XX`, one byte per token.
+const TOKENS_PER_CHAR: usize = 6;
+
 /// Tokens an answer may take when the request sets no limit.
 const ANSWER_TOKENS: usize = 200;
 
@@ -36,6 +70,8 @@ const ANSWER_TOKENS: usize = 200;
 #[derive(Clone)]
 pub struct EmbeddedChat {
     engine: Arc<Mutex<Engine>>,
+    /// The engine's model's chat template (read without waiting for the engine).
+    chat_template: Arc<str>,
     id: String,
     cancel: CancelToken,
     router: Option<Arc<ToolRouter>>,
@@ -48,6 +84,8 @@ pub struct EmbeddedChat {
 pub struct ToolRouter {
     embedder: MiniLm,
     top_k: usize,
+    /// Keep only tools whose similarity is within this of the nearest's, if set.
+    margin: Option<f32>,
     /// Embeddings of tool descriptions, by tool name and description.
     known: Mutex<HashMap<(String, String), Vec<f32>>>,
 }
@@ -57,6 +95,7 @@ impl std::fmt::Debug for ToolRouter {
         f.debug_struct("ToolRouter")
             .field("embedder", &self.embedder)
             .field("top_k", &self.top_k)
+            .field("margin", &self.margin)
             .finish_non_exhaustive()
     }
 }
@@ -66,14 +105,24 @@ impl ToolRouter {
         Self {
             embedder,
             top_k: top_k.max(1),
+            margin: None,
             known: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The names of the `top_k` tools nearest `query`, nearest first; all of them if there
-    /// are no more than that.
+    /// Also drops tools whose cosine similarity to the request is more than `margin` below
+    /// the nearest tool's: the model then chooses only among near-ties, and a clear winner is
+    /// the only choice.
+    pub fn with_margin(mut self, margin: f32) -> Self {
+        self.margin = Some(margin);
+        self
+    }
+
+    /// The names of the `top_k` tools nearest `query` (and within the margin of the nearest,
+    /// if one is set), nearest first; all of them if there are no more than `top_k` and no
+    /// margin is set.
     pub fn route(&self, query: &str, tools: &[&ToolSpec]) -> Result<Vec<String>, ModelError> {
-        if tools.len() <= self.top_k {
+        if tools.len() <= 1 || (tools.len() <= self.top_k && self.margin.is_none()) {
             return Ok(tools.iter().map(|t| t.name.clone()).collect());
         }
         let key = |t: &ToolSpec| (t.name.clone(), t.description.clone());
@@ -104,9 +153,13 @@ impl ToolRouter {
             .collect();
         scored.sort_by(|a, b| b.0.total_cmp(&a.0));
         tracing::debug!(?scored, "tool routing");
+        let floor = scored.first().map_or(f32::MIN, |(best, _)| {
+            self.margin.map_or(f32::MIN, |margin| best - margin)
+        });
         Ok(scored
             .into_iter()
             .take(self.top_k)
+            .filter(|(score, _)| *score >= floor)
             .map(|(_, n)| n)
             .collect())
     }
@@ -138,6 +191,13 @@ impl Drop for CancelOnDrop {
     }
 }
 
+/// How one request will be answered.
+struct Plan<'r> {
+    turn: Turn,
+    callable: Vec<&'r ToolSpec>,
+    prompt: String,
+}
+
 /// What the next turn must be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Turn {
@@ -152,6 +212,7 @@ impl EmbeddedChat {
     pub fn new(engine: Engine, id: impl Into<String>) -> Self {
         let id = id.into();
         Self {
+            chat_template: engine.model.chat_template.as_str().into(),
             engine: Arc::new(Mutex::new(engine)),
             id,
             cancel: CancelToken::new(),
@@ -165,6 +226,11 @@ impl EmbeddedChat {
     pub fn with_router(mut self, router: ToolRouter) -> Self {
         self.router = Some(Arc::new(router));
         self
+    }
+
+    /// The router that narrows tool calls, if this model has one.
+    pub fn router(&self) -> Option<&ToolRouter> {
+        self.router.as_deref()
     }
 
     /// This model without its tool router: every tool is offered to every call.
@@ -209,6 +275,60 @@ impl EmbeddedChat {
         self
     }
 
+    /// The prompt the model reads for `request`, as its chat template renders it: what to
+    /// look at first when the model misbehaves.
+    pub fn prompt(&self, request: &ChatRequest) -> Result<String, ModelError> {
+        Ok(self.plan(request)?.prompt)
+    }
+
+    /// What the next turn is, which tools a call may name, and the prompt.
+    fn plan<'r>(&self, request: &'r ChatRequest) -> Result<Plan<'r>, ModelError> {
+        let turn = next_turn(request);
+        // The tools the prompt lists: those the router finds nearest the latest request,
+        // nearest first, or all of them.
+        let mut listed: Vec<&ToolSpec> = request.tools.iter().collect();
+        if let Some(router) = &self.router
+            && !listed.is_empty()
+        {
+            let query = request
+                .messages
+                .iter()
+                .rfind(|m| m.role == Role::User)
+                .map_or("", |m| m.content.as_str());
+            let chosen = router.route(query, &listed)?;
+            listed = chosen
+                .iter()
+                .filter_map(|n| request.tools.iter().find(|t| &t.name == n))
+                .collect();
+        }
+        // A call may name a listed tool, or the one tool the request insists on.
+        let callable: Vec<&ToolSpec> = match &turn {
+            Turn::Call(names) if names.len() < request.tools.len() => request
+                .tools
+                .iter()
+                .filter(|t| names.contains(&t.name))
+                .collect(),
+            _ => listed.clone(),
+        };
+        for tool in &callable {
+            if !listed.iter().any(|t| t.name == tool.name) {
+                listed.push(tool);
+            }
+        }
+        // Free decoding must be told the call format; under the grammar, saying it made this
+        // model's arguments worse (the grammar already holds it to the format).
+        let format = (!self.constrained).then_some(CALL_FORMAT);
+        let prompt = render(
+            &self.chat_template,
+            &prompt_messages(request, &listed, format),
+        )?;
+        Ok(Plan {
+            turn,
+            callable,
+            prompt,
+        })
+    }
+
     /// Answers one request on this thread (heavy compute: call it off the async workers),
     /// stopping at the next token once `cancel` fires and handing `on_text` an answer's text
     /// as it grows (tool calls come whole, in the response).
@@ -218,18 +338,15 @@ impl EmbeddedChat {
         cancel: &CancelToken,
         mut on_text: Option<&mut dyn FnMut(&str)>,
     ) -> Result<ChatResponse, ModelError> {
+        let Plan {
+            turn,
+            callable,
+            prompt: prompt_text,
+        } = self.plan(request)?;
         let mut engine = self
             .engine
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
-        let turn = next_turn(request);
-        // Free decoding must be told the call format; under the grammar, saying it made this
-        // model's arguments worse (the grammar already holds it to the format).
-        let format = (!self.constrained).then_some(CALL_FORMAT);
-        let prompt_text = render(
-            &engine.model.chat_template,
-            &prompt_messages(request, format),
-        )?;
         let prompt = engine.encode(&prompt_text)?;
         let params = SamplingParams {
             temperature: f64::from(request.temperature.unwrap_or(0.0)),
@@ -243,34 +360,18 @@ impl EmbeddedChat {
         };
         let limit = request.max_tokens.map(|n| n as usize);
         let (message, generated) = match &turn {
-            Turn::Call(names) => {
-                let mut tools: Vec<&ToolSpec> = names
-                    .iter()
-                    .filter_map(|n| request.tools.iter().find(|t| &t.name == n))
-                    .collect();
-                if let Some(router) = &self.router {
-                    let query = request
-                        .messages
-                        .iter()
-                        .rfind(|m| m.role == Role::User)
-                        .map_or("", |m| m.content.as_str());
-                    let chosen = router.route(query, &tools)?;
-                    tools.retain(|t| chosen.contains(&t.name));
-                }
-                let mut matcher = if self.constrained {
-                    let schema = call_schema(&tools);
-                    Some(engine.matcher(TopLevelGrammar::from_json_schema(schema))?)
+            Turn::Call(_) => {
+                let (mut matcher, budget) = if self.constrained {
+                    let chosen = choose_tool(&mut engine, &prompt, &callable)?;
+                    let (schema, budget) = call_schema(&chosen);
+                    let grammar = TopLevelGrammar::from_json_schema(schema);
+                    (Some(engine.matcher(grammar)?), budget)
                 } else {
-                    None
+                    (None, TOOL_CALL_TOKENS)
                 };
-                let generated = engine.generate(
-                    &prompt,
-                    limit.unwrap_or(TOOL_CALL_TOKENS).max(TOOL_CALL_TOKENS),
-                    params,
-                    matcher.as_mut(),
-                    cancel,
-                    None,
-                )?;
+                let budget = budget.max(limit.unwrap_or(0));
+                let generated =
+                    engine.generate(&prompt, budget, params, matcher.as_mut(), cancel, None)?;
                 (tool_call_message(&generated, request)?, generated)
             }
             Turn::CitedAnswer(calls) => {
@@ -393,10 +494,13 @@ fn next_turn(request: &ChatRequest) -> Turn {
 
 /// The conversation as the chat template sees it: tool calls as JSON, the tool list in the
 /// system message.
-fn prompt_messages(request: &ChatRequest, call_format: Option<&str>) -> Vec<Value> {
+fn prompt_messages(
+    request: &ChatRequest,
+    tools: &[&ToolSpec],
+    call_format: Option<&str>,
+) -> Vec<Value> {
     let mut out = Vec::with_capacity(request.messages.len() + 1);
-    let tools: String = request
-        .tools
+    let tools: String = tools
         .iter()
         .map(|t| {
             let summary = t.description.lines().next().unwrap_or_default();
@@ -449,23 +553,67 @@ fn render(template: &str, messages: &[Value]) -> Result<String, ModelError> {
     })
 }
 
-/// One object `{"name": <tool>, "arguments": <its arguments>}` for any of `tools`.
-fn call_schema(tools: &[&ToolSpec]) -> Value {
+/// The tool among `tools` whose name the model finds likeliest to start its call after
+/// `prompt` (all of `tools` when there is only one); the grammar then holds the call to it.
+///
+/// Scoring whole names is the model's own choice, made on every token of each name, where
+/// greedy decoding under a grammar of all names would commit on the first token alone.
+fn choose_tool<'t>(
+    engine: &mut Engine,
+    prompt: &[u32],
+    tools: &[&'t ToolSpec],
+) -> Result<Vec<&'t ToolSpec>, ModelError> {
+    if tools.len() <= 1 {
+        return Ok(tools.to_vec());
+    }
+    let starts: Vec<Vec<u32>> = tools
+        .iter()
+        .map(|t| engine.encode(&format!("{{\"name\": \"{}\"", t.name)))
+        .collect::<Result<_, _>>()?;
+    let scores = engine.score_continuations(prompt, &starts)?;
+    tracing::debug!(?scores, "tool choice");
+    let best = scores
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map_or(0, |(i, _)| i);
+    Ok(vec![tools[best]])
+}
+
+/// One object `{"name": <tool>, "arguments": <its arguments>}` for any of `tools`, with each
+/// tool's arguments [`bounded`] so that a call fits in [`TOOL_CALL_MAX_TOKENS`]; and the
+/// tokens to allow for it.
+fn call_schema(tools: &[&ToolSpec]) -> (Value, usize) {
+    let mut budget = TOOL_CALL_TOKENS;
     let options: Vec<Value> = tools
         .iter()
         .map(|t| {
-            json!({
-                "type": "object",
-                "properties": {
-                    "name": {"const": t.name},
-                    "arguments": t.parameters,
-                },
-                "required": ["name", "arguments"],
-                "additionalProperties": false,
-            })
+            let option = |bounds: &Bounds| {
+                json!({
+                    "type": "object",
+                    "properties": {
+                        "name": {"const": t.name},
+                        "arguments": bounded(&t.parameters, bounds),
+                    },
+                    "required": ["name", "arguments"],
+                    "additionalProperties": false,
+                })
+            };
+            let mut fitted = CALL_BOUNDS.iter().map(|b| {
+                let option = option(b);
+                (most_tokens(&option), option)
+            });
+            let (tokens, option) = fitted
+                .find(|(tokens, _)| *tokens <= TOOL_CALL_MAX_TOKENS)
+                .unwrap_or_else(|| {
+                    let tightest = option(&CALL_BOUNDS[CALL_BOUNDS.len() - 1]);
+                    (most_tokens(&tightest), tightest)
+                });
+            budget = budget.max(tokens);
+            option
         })
         .collect();
-    json!({
+    let schema = json!({
         "x-guidance": {
             "whitespace_flexible": false,
             "item_separator": ", ",
@@ -473,7 +621,116 @@ fn call_schema(tools: &[&ToolSpec]) -> Value {
             "lenient": true,
         },
         "anyOf": options,
-    })
+    });
+    (schema, budget)
+}
+
+/// Caps on a call's arrays and strings.
+#[derive(Debug, Clone, Copy)]
+struct Bounds {
+    items: u64,
+    chars: u64,
+}
+
+/// `schema` narrowed so whatever it admits is short: arrays and strings within `bounds`
+/// (unless `minItems`/`minLength` need more), numbers within ±[`CALL_MAX_MAGNITUDE`] unless
+/// bounded already, objects without properties beyond those named. Every value it admits is
+/// valid against `schema`.
+fn bounded(schema: &Value, bounds: &Bounds) -> Value {
+    let Value::Object(map) = schema else {
+        return schema.clone();
+    };
+    let mut out = serde_json::Map::with_capacity(map.len() + 1);
+    for (key, value) in map {
+        let value = match key.as_str() {
+            "properties" | "$defs" | "definitions" | "patternProperties" => match value {
+                Value::Object(m) => Value::Object(
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), bounded(v, bounds)))
+                        .collect(),
+                ),
+                other => other.clone(),
+            },
+            "items" | "additionalProperties" | "not" | "contains" => bounded(value, bounds),
+            "anyOf" | "oneOf" | "allOf" | "prefixItems" => match value {
+                Value::Array(a) => Value::Array(a.iter().map(|v| bounded(v, bounds)).collect()),
+                other => other.clone(),
+            },
+            _ => value.clone(),
+        };
+        out.insert(key.clone(), value);
+    }
+    let clamp = |out: &mut serde_json::Map<String, Value>, max: &str, min: &str, cap: u64| {
+        let floor = out.get(min).and_then(Value::as_u64).unwrap_or(0);
+        let limit = out.get(max).and_then(Value::as_u64).unwrap_or(u64::MAX);
+        out.insert(max.into(), json!(limit.min(cap).max(floor)));
+    };
+    let types = |t: &str| match map.get("type") {
+        Some(Value::String(s)) => s == t,
+        Some(Value::Array(a)) => a.iter().any(|v| v == t),
+        _ => false,
+    };
+    if types("array") {
+        clamp(&mut out, "maxItems", "minItems", bounds.items);
+    }
+    if types("string") && !map.contains_key("enum") && !map.contains_key("const") {
+        clamp(&mut out, "maxLength", "minLength", bounds.chars);
+    }
+    if types("number") || types("integer") {
+        // Unbounded, the grammar admits `5e9215`: JSON, but no reader takes it as a number.
+        out.entry("minimum").or_insert(json!(-CALL_MAX_MAGNITUDE));
+        out.entry("maximum").or_insert(json!(CALL_MAX_MAGNITUDE));
+    }
+    if types("object")
+        && map.contains_key("properties")
+        && matches!(
+            map.get("additionalProperties"),
+            None | Some(Value::Bool(true))
+        )
+    {
+        out.insert("additionalProperties".into(), Value::Bool(false));
+    }
+    Value::Object(out)
+}
+
+/// The most tokens a value valid against a [`bounded`] schema can take as JSON, one byte a
+/// token (an estimate where the schema is beyond a quick reading: references, patterns).
+fn most_tokens(schema: &Value) -> usize {
+    const UNKNOWN: usize = 64;
+    let Value::Object(map) = schema else {
+        return UNKNOWN;
+    };
+    let json_len = |v: &Value| v.to_string().len();
+    if let Some(Value::Array(options)) = map.get("enum") {
+        return options.iter().map(json_len).max().unwrap_or(0);
+    }
+    if let Some(c) = map.get("const") {
+        return json_len(c);
+    }
+    for key in ["anyOf", "oneOf", "allOf"] {
+        if let Some(Value::Array(options)) = map.get(key) {
+            return options.iter().map(most_tokens).max().unwrap_or(0);
+        }
+    }
+    let bound = |key: &str| map.get(key).and_then(Value::as_u64).map(|n| n as usize);
+    match map.get("type").and_then(Value::as_str) {
+        Some("string") => bound("maxLength").map_or(UNKNOWN, |n| 2 + n * TOKENS_PER_CHAR),
+        Some("integer") => 20,
+        Some("number") => 32,
+        Some("boolean") => 5,
+        Some("null") => 4,
+        Some("array") => {
+            let item = map.get("items").map_or(UNKNOWN, most_tokens);
+            2 + bound("maxItems").unwrap_or(UNKNOWN) * (item + 2)
+        }
+        Some("object") => {
+            let properties = map.get("properties").and_then(Value::as_object);
+            2 + properties.map_or(UNKNOWN, |p| {
+                p.iter().map(|(k, v)| k.len() + 6 + most_tokens(v)).sum()
+            })
+        }
+        _ => UNKNOWN,
+    }
 }
 
 fn tool_call_message(generated: &Generated, request: &ChatRequest) -> Result<Message, ModelError> {
@@ -487,8 +744,9 @@ fn tool_call_message(generated: &Generated, request: &ChatRequest) -> Result<Mes
         if generated.finish == FinishReason::Length {
             ModelError::Backend {
                 message: format!(
-                    "the tool call did not fit in {} tokens",
-                    generated.tokens.len()
+                    "the tool call did not fit in {} tokens: {}",
+                    generated.tokens.len(),
+                    generated.text
                 ),
             }
         } else {
@@ -634,17 +892,12 @@ mod tests {
     #[test]
     fn prompts_list_tools_and_render_through_the_template() {
         let template = "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}";
-        let text = render(
-            template,
-            &prompt_messages(
-                &request(
-                    vec![Message::system("be brief"), Message::user("q")],
-                    ToolChoice::Auto,
-                ),
-                Some(CALL_FORMAT),
-            ),
-        )
-        .unwrap();
+        let req = request(
+            vec![Message::system("be brief"), Message::user("q")],
+            ToolChoice::Auto,
+        );
+        let listed: Vec<&ToolSpec> = req.tools.iter().collect();
+        let text = render(template, &prompt_messages(&req, &listed, Some(CALL_FORMAT))).unwrap();
         assert_eq!(
             text,
             "<system>be brief\n\nTools:\n- count_codons: Does count_codons.\n- translate_dna: Does translate_dna.\nTo use a tool, reply with one JSON object: {\"name\": \"<tool>\", \"arguments\": {…}}\n\n<user>q\n<assistant>"

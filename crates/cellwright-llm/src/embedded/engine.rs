@@ -76,6 +76,15 @@ pub struct Generated {
     pub decode: std::time::Duration,
 }
 
+/// `log softmax(logits)[token]`.
+fn log_softmax_at(logits: &[f32], token: u32) -> f32 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f32 = logits.iter().map(|l| (l - max).exp()).sum();
+    logits
+        .get(token as usize)
+        .map_or(f32::NEG_INFINITY, |l| l - max - sum.ln())
+}
+
 fn penalise_repeats(logits: &mut [f32], tokens: &[u32], penalty: f32) {
     let recent = &tokens[tokens.len().saturating_sub(REPEAT_WINDOW)..];
     let mut seen = std::collections::HashSet::with_capacity(recent.len());
@@ -92,16 +101,21 @@ fn penalise_repeats(logits: &mut [f32], tokens: &[u32], penalty: f32) {
     }
 }
 
+/// A prompt read into the KV cache.
+struct Prefix {
+    tokens: Vec<u32>,
+    state: candle_transformers::models::quantized_llama::ModelWeights,
+    /// The logits of the token after it.
+    logits: Vec<f32>,
+}
+
 /// A loaded model and the grammar machinery built once for its vocabulary.
 pub struct Engine {
     pub model: GgufModel,
     factory: Arc<ParserFactory>,
     /// The last prompt and the model state (KV cache) right after reading it: a next prompt
     /// that extends it (the next turn of the same conversation) reads only what is new.
-    prefix: Option<(
-        Vec<u32>,
-        candle_transformers::models::quantized_llama::ModelWeights,
-    )>,
+    prefix: Option<Prefix>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -156,9 +170,7 @@ impl Engine {
     /// How many leading tokens of `prompt` the saved state already holds.
     fn reusable(&self, prompt: &[u32]) -> usize {
         match &self.prefix {
-            Some((tokens, _)) if prompt.len() > tokens.len() && prompt.starts_with(tokens) => {
-                tokens.len()
-            }
+            Some(p) if prompt.starts_with(&p.tokens) => p.tokens.len(),
             _ => 0,
         }
     }
@@ -173,14 +185,61 @@ impl Engine {
     pub fn prefill(&mut self, prompt: &[u32]) -> candle_core::Result<Vec<f32>> {
         let start = self.reusable(prompt);
         if start > 0
-            && let Some((_, state)) = &self.prefix
+            && let Some(saved) = &self.prefix
         {
-            self.model.weights = state.clone();
+            self.model.weights = saved.state.clone();
+            if start == prompt.len() {
+                return Ok(saved.logits.clone());
+            }
         }
         let logits = self.model.forward(&prompt[start..], start)?;
         // Tensors are shared, not copied: the snapshot costs only the KV cache's handles.
-        self.prefix = Some((prompt.to_vec(), self.model.weights.clone()));
+        self.prefix = Some(Prefix {
+            tokens: prompt.to_vec(),
+            state: self.model.weights.clone(),
+            logits: logits.clone(),
+        });
         Ok(logits)
+    }
+
+    /// The log-probability of each continuation's tokens after `prompt`: how likely the
+    /// model finds each of a few given answers. The prompt is read once (or not at all, when
+    /// it is the saved one), and stays saved for a generation after it.
+    pub fn score_continuations(
+        &mut self,
+        prompt: &[u32],
+        continuations: &[Vec<u32>],
+    ) -> Result<Vec<f32>, ModelError> {
+        let failed = |e: candle_core::Error| ModelError::Backend {
+            message: format!("scoring failed: {e}"),
+        };
+        let longest = continuations.iter().map(Vec::len).max().unwrap_or(0);
+        if prompt.len() + longest >= self.model.context_length {
+            return Err(ModelError::ContextLength {
+                tokens: prompt.len() + longest,
+                limit: self.model.context_length,
+            });
+        }
+        let first = self.prefill(prompt).map_err(failed)?;
+        let state = self.model.weights.clone();
+        let mut scores = Vec::with_capacity(continuations.len());
+        for continuation in continuations {
+            self.model.weights = state.clone();
+            let mut logits = first.clone();
+            let mut total = 0.0f32;
+            for (i, &token) in continuation.iter().enumerate() {
+                total += log_softmax_at(&logits, token);
+                if i + 1 < continuation.len() {
+                    logits = self
+                        .model
+                        .forward(&[token], prompt.len() + i)
+                        .map_err(failed)?;
+                }
+            }
+            scores.push(total);
+        }
+        self.model.weights = state;
+        Ok(scores)
     }
 
     /// Hands `emit` the text the tokens add after the first `emitted` bytes, once it is whole

@@ -50,9 +50,26 @@ impl std::fmt::Debug for GgufModel {
     }
 }
 
+/// How a file's matrices are taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Weights {
+    /// Formats candle has no fast CPU kernel for are read through a Q8_0 copy (see
+    /// [`fast_copy`]).
+    #[default]
+    Fast,
+    /// As the file stores them.
+    AsStored,
+}
+
 impl GgufModel {
-    /// Loads a GGUF file of the llama architecture (Llama, SmolLM, and friends).
+    /// Loads a GGUF file of the llama architecture (Llama, SmolLM, and friends), through a
+    /// Q8_0 copy where that is faster.
     pub fn load(path: &Path) -> Result<Self, LoadError> {
+        Self::load_with(path, Weights::Fast)
+    }
+
+    /// Loads a GGUF file of the llama architecture, its matrices taken as `weights` says.
+    pub fn load_with(path: &Path, weights: Weights) -> Result<Self, LoadError> {
         let shown = path.display().to_string();
         let bad = |message: String| LoadError::Model {
             path: shown.clone(),
@@ -98,9 +115,12 @@ impl GgufModel {
             .get("llama.context_length")
             .and_then(int)
             .map_or(MAX_SEQ_LEN, |n| n as usize);
-        let weights = match fast_copy(path, &content, &mut file)
-            .map_err(|e| bad(format!("cannot read the weights: {e}")))?
-        {
+        let copy = match weights {
+            Weights::Fast => fast_copy(path, &content, &mut file)
+                .map_err(|e| bad(format!("cannot read the weights: {e}")))?,
+            Weights::AsStored => None,
+        };
+        let weights = match copy {
             Some(copy) => {
                 let mut copy = std::fs::File::open(&copy).map_err(|e| bad(e.to_string()))?;
                 let content = Content::read(&mut copy)
@@ -295,7 +315,7 @@ pub fn token_bytes(tokens: &[String], token_types: &[u32]) -> Vec<Vec<u8>> {
 }
 
 /// GPT-2's map from the printable characters it uses back to bytes.
-fn byte_alphabet() -> HashMap<char, u8> {
+pub(crate) fn byte_alphabet() -> HashMap<char, u8> {
     let printable = |b: u8| matches!(b, b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF);
     let mut map = HashMap::with_capacity(256);
     let mut shifted = 0u32;

@@ -296,6 +296,12 @@ fn routing_keeps_the_tools_nearest_the_request() {
     assert_eq!(chosen[0], "record_note", "{chosen:?}");
     // Few tools: nothing to narrow.
     assert_eq!(router.route("anything", &refs[..2]).unwrap().len(), 2);
+    // With a margin, a clear winner is the only choice, however few the tools.
+    let router = ToolRouter::new(minilm(), 2).with_margin(0.05);
+    let chosen = router
+        .route("Please write this down in my notebook.", &refs[1..3])
+        .unwrap();
+    assert_eq!(chosen, ["record_note"]);
 }
 
 #[derive(serde::Deserialize)]
@@ -328,4 +334,29 @@ async fn embeddings_agree_with_sentence_transformers() {
             assert!(agreement >= 0.999, "{agreement} for {:?}", case.text);
         }
     }
+}
+
+#[test]
+fn the_models_own_template_renders_a_tool_conversation() {
+    let request = ChatRequest {
+        messages: vec![
+            Message::system("You are a careful scientific assistant."),
+            Message::user("Translate ATGGCC."),
+            Message {
+                tool_calls: vec![cellwright_core::ToolCallRequest {
+                    id: "call_1".into(),
+                    name: "translate_dna".into(),
+                    arguments: r#"{"dna":"ATGGCC"}"#.into(),
+                }],
+                ..Message::assistant("")
+            },
+            Message::tool(
+                "call_1",
+                r#"{"call": 1, "tool": "translate_dna", "output": "MA"}"#,
+            ),
+        ],
+        tools: vec![translate_spec(), lookup_spec()],
+        ..ChatRequest::default()
+    };
+    insta::assert_snapshot!(chat().prompt(&request).unwrap());
 }

@@ -1,4 +1,4 @@
-//! The backends: the embedded GGUF model on its real weights, the OpenAI-compatible backend
+//! The backends: the embedded GGUF model on its real weights and on a tiny seeded llama, the OpenAI-compatible backend
 //! against a loopback server speaking the real protocol, scripted models.
 
 // Test helpers live outside `#[test]` functions, where clippy's test allowance does not reach.
@@ -7,3 +7,4 @@
 mod embedded;
 mod openai;
 mod scripted;
+mod tiny;

@@ -1,8 +1,11 @@
-//! A scripted chat-completions server on loopback, for tests at the HTTP boundary.
+//! Test support: a scripted chat-completions server on loopback, for tests at the HTTP
+//! boundary, and a [`tiny_llama`] to run the embedded engine on without fetched weights.
 //!
-//! It speaks the real wire protocol (JSON bodies, server-sent events, OpenAI error objects)
+//! The server speaks the real wire protocol (JSON bodies, server-sent events, OpenAI error objects)
 //! and answers the n-th request with the n-th [`Reply`] (the last one repeats), recording
 //! every request body and `Authorization` header it receives.
+
+pub mod tiny_llama;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
