@@ -81,7 +81,7 @@ pub fn llm(args: BenchArgs) -> anyhow::Result<u8> {
             .map_err(|e| anyhow::anyhow!("cannot prepare the model: {e}"))?;
         let load_s = load_started.elapsed().as_secs_f64();
         let tokens = engine.encode(&prompt)?;
-        engine.generate(&tokens[..8], 1, greedy, None, &cancel, None)?; // warm-up
+        engine.warm_up()?;
         let (mut prefill, mut decode, mut produced) = (Vec::new(), Vec::new(), Vec::new());
         for r in 0..repeats {
             bar.set_message(format!(

@@ -145,6 +145,18 @@ impl Engine {
         })
     }
 
+    /// Runs the model once on a few tokens, so the first request does not pay for first-use
+    /// work (weight repacking, allocations).
+    pub fn warm_up(&mut self) -> Result<(), ModelError> {
+        let tokens: Vec<u32> = (0..4).collect();
+        self.model
+            .forward(&tokens, 0)
+            .map_err(|e| ModelError::Backend {
+                message: format!("the model failed its warm-up: {e}"),
+            })?;
+        Ok(())
+    }
+
     /// A matcher that admits exactly the strings of `grammar`.
     pub fn matcher(&self, grammar: TopLevelGrammar) -> Result<Matcher, ModelError> {
         let parser = self.factory.create_parser(grammar);

@@ -59,9 +59,13 @@ pub fn default_chat_path(
 /// Loads a llama-family GGUF file as a chat model that runs know as `id`.
 pub fn load_chat(path: &Path, id: &str) -> Result<EmbeddedChat, LoadError> {
     let model = GgufModel::load(path)?;
-    let engine = Engine::new(model).map_err(|message| LoadError::Model {
+    let mut engine = Engine::new(model).map_err(|message| LoadError::Model {
         path: path.display().to_string(),
         message: format!("cannot prepare constrained decoding: {message}"),
+    })?;
+    engine.warm_up().map_err(|e| LoadError::Model {
+        path: path.display().to_string(),
+        message: e.to_string(),
     })?;
     Ok(EmbeddedChat::new(engine, id))
 }

@@ -27,7 +27,9 @@ fn tiny() -> &'static Path {
 }
 
 fn engine() -> Engine {
-    Engine::new(GgufModel::load(tiny()).unwrap()).unwrap()
+    let mut engine = Engine::new(GgufModel::load(tiny()).unwrap()).unwrap();
+    engine.warm_up().unwrap();
+    engine
 }
 
 const GREEDY: SamplingParams = SamplingParams {
