@@ -6,6 +6,7 @@
 mod architecture;
 mod bad_input;
 mod crash;
+mod data;
 mod run;
 mod serve;
 mod support;

@@ -3,6 +3,7 @@
 
 mod ask;
 mod bench;
+mod data_cmd;
 mod models_cmd;
 mod paths;
 mod progress;
@@ -54,6 +55,9 @@ enum Command {
     /// The embedded models: list them, or fetch them ahead of time.
     #[command(subcommand)]
     Models(models_cmd::ModelsCommand),
+    /// The data sets: list them, show one, or fetch them ahead of time.
+    #[command(subcommand)]
+    Data(data_cmd::DataCommand),
     /// Benchmarks against peers, measured in the same run.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -75,6 +79,21 @@ pub struct Globals {
 }
 
 fn main() -> ExitCode {
+    // `cellwright … | head` closes stdout early: stop quietly, as other Unix tools do,
+    // rather than report `println!`'s failure as a crash.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.contains("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default_hook(info);
+    }));
     let cli = Cli::parse();
     init_tracing(cli.verbose);
     let globals = Globals {
@@ -99,6 +118,10 @@ fn main() -> ExitCode {
             Command::Tools(cmd) => tools_cmd::run(&globals, cmd).await,
             Command::Serve(args) => serve::run(args, ask::cancel_on_signals()).await,
             Command::Models(cmd) => tokio::task::block_in_place(|| models_cmd::run(cmd)),
+            Command::Data(cmd) => {
+                let cancel = ask::cancel_on_signals();
+                tokio::task::block_in_place(|| data_cmd::run(cmd, &cancel))
+            }
             Command::Bench(cmd) => bench::run(cmd).await,
         }
     });

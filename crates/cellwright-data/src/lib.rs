@@ -1,0 +1,5 @@
+//! Data for cellwright's oracles, usable as a plain library: Boolean network models and the
+//! catalogue of pinned data sets.
+
+pub mod boolean;
+pub mod catalogue;
