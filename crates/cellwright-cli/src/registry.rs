@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use cellwright_core::{RegistryError, ToolRegistry};
+use cellwright_tools_data::{GeneSetEnrichment, NetworkInfo};
 use cellwright_tools_notebook::{ReadNotes, RecordNote};
 use cellwright_tools_sequence::{ReverseComplement, TranslateDna};
 
@@ -12,6 +13,8 @@ pub fn default_registry(notebook: &Path) -> Result<ToolRegistry, RegistryError> 
     registry
         .register(TranslateDna)?
         .register(ReverseComplement)?
+        .register(GeneSetEnrichment::default())?
+        .register(NetworkInfo)?
         .register(RecordNote::new(notebook))?
         .register(ReadNotes::new(notebook))?;
     Ok(registry)

@@ -1,5 +1,6 @@
-//! Data for cellwright's oracles, usable as a plain library: Boolean network models and the
-//! catalogue of pinned data sets.
+//! Data for cellwright's oracles, usable as a plain library: Boolean network models, gene-set
+//! collections and enrichment, and the catalogue of pinned data sets.
 
 pub mod boolean;
 pub mod catalogue;
+pub mod genesets;

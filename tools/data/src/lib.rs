@@ -1,0 +1,382 @@
+//! # cellwright-tools-data
+//!
+//! Typed adapters from `cellwright-data` to the [`Tool`] contract: [`GeneSetEnrichment`]
+//! (over-representation against the catalogue's gene-set collections) and [`NetworkInfo`]
+//! (nodes, signed edges and attractors of the catalogue's Boolean models). Data sets are
+//! fetched into the cache on first use.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use cellwright_core::{ArgIssue, CancelToken, NoProgress, Tool, ToolCtx, ToolError};
+use cellwright_data::boolean::{BooleanNetwork, Sign};
+use cellwright_data::catalogue;
+use cellwright_data::genesets::Collection as GeneSets;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The catalogue's files of `dataset`, fetched on first use.
+fn dataset_files(dataset: &str, cancel: &CancelToken) -> Result<Vec<PathBuf>, ToolError> {
+    let entry = catalogue::find(dataset).map_err(|e| failed(&e))?;
+    entry
+        .fetch(&NoProgress, cancel)
+        .map_err(|e| ToolError::Failed {
+            message: e.to_string(),
+            retryable: true,
+        })
+}
+
+fn failed(e: &dyn std::fmt::Display) -> ToolError {
+    ToolError::Failed {
+        message: e.to_string(),
+        retryable: false,
+    }
+}
+
+/// Up to `n` of `candidates` most like `name` (Jaro-Winkler, case-insensitive), best first.
+fn close_matches<'a>(
+    name: &str,
+    candidates: impl Iterator<Item = &'a str>,
+    n: usize,
+) -> Vec<String> {
+    let lower = name.to_lowercase();
+    let mut scored: Vec<(f64, &str)> = candidates
+        .map(|c| (strsim::jaro_winkler(&lower, &c.to_lowercase()), c))
+        .filter(|(s, _)| *s > 0.8)
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+    scored
+        .into_iter()
+        .take(n)
+        .map(|(_, c)| c.to_owned())
+        .collect()
+}
+
+/// Which gene-set collection to test against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CollectionName {
+    /// Canonical pathways, KEGG among them (1,329 sets).
+    Pathways,
+    /// CORUM protein complexes (2,916).
+    Complexes,
+    /// GO biological processes (4,828).
+    GoBp,
+}
+
+impl CollectionName {
+    fn file(self) -> &'static str {
+        match self {
+            CollectionName::Pathways => "pathway.csv",
+            CollectionName::Complexes => "corum.csv",
+            CollectionName::GoBp => "gobp.csv",
+        }
+    }
+}
+
+/// Over-representation tests against the catalogue's `gene-sets` collections.
+#[derive(Debug, Default, Clone)]
+pub struct GeneSetEnrichment {
+    loaded: Arc<Mutex<HashMap<CollectionName, Arc<GeneSets>>>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GeneSetEnrichmentArgs {
+    /// Human gene symbols.
+    #[schemars(length(min = 2, max = 2000))]
+    pub genes: Vec<String>,
+    pub collection: CollectionName,
+    /// The genes the list was drawn from (default: every gene of the collection).
+    #[serde(default)]
+    pub background: Option<Vec<String>>,
+    /// How many sets to return, smallest p first.
+    #[serde(default = "default_top")]
+    #[schemars(range(min = 1, max = 100))]
+    pub top: u32,
+}
+
+fn default_top() -> u32 {
+    10
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct EnrichedSet {
+    pub id: String,
+    pub name: String,
+    pub set_size: usize,
+    pub overlap: Vec<String>,
+    pub p: f64,
+    pub q: f64,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct UnknownGene {
+    pub symbol: String,
+    /// Symbols of the collection that look like it.
+    pub did_you_mean: Vec<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct GeneSetEnrichmentOutput {
+    pub collection: CollectionName,
+    pub sets_tested: usize,
+    pub background_size: usize,
+    pub genes_tested: usize,
+    pub unknown_genes: Vec<UnknownGene>,
+    pub sets: Vec<EnrichedSet>,
+}
+
+impl GeneSetEnrichment {
+    fn collection(
+        &self,
+        name: CollectionName,
+        cancel: &CancelToken,
+    ) -> Result<Arc<GeneSets>, ToolError> {
+        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(sets) = loaded.get(&name) {
+            return Ok(sets.clone());
+        }
+        let files = dataset_files("gene-sets", cancel)?;
+        let path = files
+            .iter()
+            .find(|f| f.ends_with(name.file()))
+            .ok_or_else(|| failed(&format!("the gene-sets data set has no {}", name.file())))?;
+        let sets = Arc::new(GeneSets::read_csv(path, name.file()).map_err(|e| failed(&e))?);
+        loaded.insert(name, sets.clone());
+        Ok(sets)
+    }
+}
+
+impl Tool for GeneSetEnrichment {
+    const NAME: &'static str = "gene_set_enrichment";
+    type Args = GeneSetEnrichmentArgs;
+    type Output = GeneSetEnrichmentOutput;
+
+    fn description(&self) -> String {
+        include_str!("../../../prompts/tools/gene_set_enrichment.md")
+            .trim()
+            .to_owned()
+    }
+
+    async fn call(&self, ctx: &ToolCtx, args: Self::Args) -> Result<Self::Output, ToolError> {
+        let sets = self.collection(args.collection, &ctx.cancel)?;
+        let genes: Vec<String> = args.genes.iter().map(|g| g.trim().to_uppercase()).collect();
+        let background = args.background.map(|b| {
+            b.iter()
+                .map(|g| g.trim().to_uppercase())
+                .collect::<Vec<_>>()
+        });
+        let report = sets.enrich(&genes, background.as_deref());
+        if report.query_size == 0 {
+            return Err(ToolError::InvalidArgs {
+                tool: Self::NAME.into(),
+                issues: vec![ArgIssue {
+                    path: "/genes".into(),
+                    message: format!(
+                        "none of the genes is in the background ({} genes)",
+                        report.background_size
+                    ),
+                }],
+            });
+        }
+        let known = sets.genes();
+        let unknown_genes = report
+            .unknown
+            .iter()
+            .map(|g| UnknownGene {
+                symbol: g.clone(),
+                did_you_mean: close_matches(g, known.iter().copied(), 3),
+            })
+            .collect();
+        Ok(GeneSetEnrichmentOutput {
+            collection: args.collection,
+            sets_tested: report.tested,
+            background_size: report.background_size,
+            genes_tested: report.query_size,
+            unknown_genes,
+            sets: report
+                .results
+                .into_iter()
+                .take(args.top as usize)
+                .map(|r| EnrichedSet {
+                    id: r.id,
+                    name: r.name,
+                    set_size: r.set_size,
+                    overlap: r.overlap,
+                    p: r.p,
+                    q: r.q,
+                })
+                .collect(),
+        })
+    }
+}
+
+/// The catalogue's Boolean models, by name.
+#[derive(Debug, Default, Clone)]
+pub struct NetworkInfo;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkInfoArgs {
+    /// The model's name: a pyboolnet model (`faure_cellcycle`) or a Cell Collective model
+    /// (`Apoptosis Network`).
+    #[schemars(length(min = 1, max = 120))]
+    pub model: String,
+    /// Only this node's regulators (default: every edge).
+    #[serde(default)]
+    pub node: Option<String>,
+    /// Nodes fixed off before the attractors are found.
+    #[serde(default)]
+    #[schemars(length(max = 10))]
+    pub knockouts: Vec<String>,
+    /// Nodes fixed on before the attractors are found.
+    #[serde(default)]
+    #[schemars(length(max = 10))]
+    pub overexpressed: Vec<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct SignedEdge {
+    pub from: String,
+    pub to: String,
+    pub sign: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct AttractorSummary {
+    /// Steady states (each the nodes that are on) under either update scheme.
+    pub steady_states: Vec<Vec<String>>,
+    /// Cycles of synchronous updating (each a list of states, as the nodes that are on).
+    pub cycles: Vec<Vec<Vec<String>>>,
+    /// Attractors of asynchronous updating: how many, and how many of them are steady states.
+    pub asynchronous: usize,
+    pub asynchronous_steady: usize,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct NetworkInfoOutput {
+    pub model: String,
+    pub source: String,
+    pub nodes: Vec<String>,
+    /// Nodes whose rule is themselves: the model's inputs.
+    pub inputs: Vec<String>,
+    pub edges: Vec<SignedEdge>,
+    /// Absent for models beyond the state-space limit.
+    pub attractors: Option<AttractorSummary>,
+    pub note: Option<String>,
+}
+
+fn on_nodes(net: &BooleanNetwork, state: u64) -> Vec<String> {
+    net.nodes()
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| state >> i & 1 == 1)
+        .map(|(_, n)| n.clone())
+        .collect()
+}
+
+impl NetworkInfo {
+    /// The model named `name` and where it came from.
+    fn find(name: &str, cancel: &CancelToken) -> Result<(BooleanNetwork, String), ToolError> {
+        let mut names = Vec::new();
+        for dataset in ["pyboolnet-models", "cell-collective-models"] {
+            for path in dataset_files(dataset, cancel)? {
+                let stem = path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                if stem.eq_ignore_ascii_case(name) {
+                    let net = BooleanNetwork::read(&path).map_err(|e| failed(&e))?;
+                    return Ok((net, format!("{dataset}: {stem}")));
+                }
+                names.push(stem);
+            }
+        }
+        Err(ToolError::NotFound {
+            what: "Boolean model".into(),
+            name: name.to_owned(),
+            suggestions: close_matches(name, names.iter().map(String::as_str), 5),
+        })
+    }
+}
+
+impl Tool for NetworkInfo {
+    const NAME: &'static str = "network_info";
+    type Args = NetworkInfoArgs;
+    type Output = NetworkInfoOutput;
+
+    fn description(&self) -> String {
+        include_str!("../../../prompts/tools/network_info.md")
+            .trim()
+            .to_owned()
+    }
+
+    async fn call(&self, ctx: &ToolCtx, args: Self::Args) -> Result<Self::Output, ToolError> {
+        let (mut net, source) = Self::find(args.model.trim(), &ctx.cancel)?;
+        let unknown_node = |name: &str, net: &BooleanNetwork| ToolError::NotFound {
+            what: format!("node of {}", args.model),
+            name: name.to_owned(),
+            suggestions: close_matches(name, net.nodes().iter().map(String::as_str), 3),
+        };
+        let edges = match &args.node {
+            Some(node) => net.regulators(node).map_err(|_| unknown_node(node, &net))?,
+            None => net.edges(),
+        };
+        let edges = edges
+            .into_iter()
+            .map(|e| SignedEdge {
+                from: e.from,
+                to: e.to,
+                sign: match e.sign {
+                    Sign::Activation => "activation",
+                    Sign::Inhibition => "inhibition",
+                    Sign::Dual => "dual",
+                }
+                .into(),
+            })
+            .collect();
+        let nodes = net.nodes().to_vec();
+        let inputs = (0..net.len())
+            .filter(|i| net.is_input(*i))
+            .map(|i| nodes[i].clone())
+            .collect();
+        for (list, value) in [(&args.knockouts, false), (&args.overexpressed, true)] {
+            for node in list {
+                net = net
+                    .with_override(node, value)
+                    .map_err(|_| unknown_node(node, &net))?;
+            }
+        }
+        let (attractors, note) = match (net.attractors_sync(), net.attractors_async()) {
+            (Ok(sync), Ok(asynchronous)) => (
+                Some(AttractorSummary {
+                    steady_states: sync
+                        .iter()
+                        .filter(|a| a.is_fixed_point())
+                        .map(|a| on_nodes(&net, a.states[0]))
+                        .collect(),
+                    cycles: sync
+                        .iter()
+                        .filter(|a| !a.is_fixed_point())
+                        .map(|a| a.states.iter().map(|s| on_nodes(&net, *s)).collect())
+                        .collect(),
+                    asynchronous: asynchronous.len(),
+                    asynchronous_steady: asynchronous.iter().filter(|a| a.is_fixed_point()).count(),
+                }),
+                None,
+            ),
+            (Err(e), _) | (_, Err(e)) => (None, Some(e.to_string())),
+        };
+        Ok(NetworkInfoOutput {
+            model: args.model,
+            source,
+            nodes,
+            inputs,
+            edges,
+            attractors,
+            note,
+        })
+    }
+}
