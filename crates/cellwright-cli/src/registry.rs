@@ -4,15 +4,20 @@ use std::path::Path;
 
 use cellwright_core::{RegistryError, ToolRegistry};
 use cellwright_tools_data::{GeneSetEnrichment, NetworkInfo};
+use cellwright_tools_genedb::{GeneDbHandle, GenesForTerm, GoTerms, LookupGene};
 use cellwright_tools_notebook::{ReadNotes, RecordNote};
 use cellwright_tools_sequence::{ReverseComplement, TranslateDna};
 
 /// All of the project's tools, in the order the model sees them.
 pub fn default_registry(notebook: &Path) -> Result<ToolRegistry, RegistryError> {
     let mut registry = ToolRegistry::new();
+    let genes = GeneDbHandle::default();
     registry
         .register(TranslateDna)?
         .register(ReverseComplement)?
+        .register(LookupGene(genes.clone()))?
+        .register(GoTerms(genes.clone()))?
+        .register(GenesForTerm(genes))?
         .register(GeneSetEnrichment::default())?
         .register(NetworkInfo)?
         .register(RecordNote::new(notebook))?

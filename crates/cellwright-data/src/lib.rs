@@ -3,4 +3,5 @@
 
 pub mod boolean;
 pub mod catalogue;
+pub mod genedb;
 pub mod genesets;

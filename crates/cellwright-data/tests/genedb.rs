@@ -1,0 +1,103 @@
+//! Gene lookups against the catalogue's org.Hs.eg.db and GO.db, checked on facts known
+//! independently of these files (NCBI Gene's Entrez ids and locations).
+
+#![allow(clippy::unwrap_used)]
+
+use cellwright_core::{CancelToken, NoProgress};
+use cellwright_data::catalogue;
+use cellwright_data::genedb::{Aspect, GeneDb, GeneDbError};
+
+async fn db() -> GeneDb {
+    let path = |name: &str| {
+        catalogue::find(name)
+            .unwrap()
+            .fetch(&NoProgress, &CancelToken::new())
+            .unwrap()
+            .remove(0)
+    };
+    GeneDb::open(&path("org.Hs.eg.db"), &path("GO.db"))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn genes_are_found_by_symbol_alias_and_entrez_id() {
+    let db = db().await;
+    // symbol or id, Entrez id, chromosome, cytoband
+    let table = [
+        ("TP53", "7157", "17", "17p13.1"),
+        ("BRCA1", "672", "17", "17q21.31"),
+        ("CD8A", "925", "2", "2p11.2"),
+        ("GAPDH", "2597", "12", "12p13.31"),
+        ("MYC", "4609", "8", "8q24.21"),
+        ("7157", "7157", "17", "17p13.1"),
+        ("gata1", "2623", "X", "Xp11.23"),
+    ];
+    for (query, entrez, chromosome, band) in table {
+        let gene = db.lookup(query).await.unwrap();
+        assert_eq!(gene.entrez_id, entrez, "{query}");
+        assert_eq!(gene.chromosomes, [chromosome], "{query}");
+        assert_eq!(gene.cytobands, [band], "{query}");
+    }
+    let tp53 = db.lookup("LFS1").await.unwrap();
+    assert_eq!((tp53.symbol.as_str(), tp53.matched_by), ("TP53", "alias"));
+    assert!(tp53.go_terms[&Aspect::BiologicalProcess] > 50);
+    assert_eq!(db.lookup("7157").await.unwrap().matched_by, "entrez_id");
+
+    match db.lookup("TP53X").await.unwrap_err() {
+        GeneDbError::UnknownGene { suggestions, .. } => {
+            assert!(suggestions.contains(&"TP53".to_owned()), "{suggestions:?}")
+        }
+        other => panic!("{other}"),
+    }
+    // Text that looks like SQL is only ever a bound value.
+    let err = db.lookup("x' OR '1'='1").await.unwrap_err();
+    assert!(matches!(err, GeneDbError::UnknownGene { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn go_terms_and_their_genes() {
+    let db = db().await;
+    let (gene, terms) = db
+        .go_terms("GAPDH", &[Aspect::BiologicalProcess])
+        .await
+        .unwrap();
+    assert_eq!(gene.symbol, "GAPDH");
+    let glycolysis = terms.iter().find(|t| t.go_id == "GO:0006096").unwrap();
+    assert_eq!(glycolysis.term, "glycolytic process");
+    assert!(!glycolysis.evidence.is_empty());
+    assert!(terms.iter().all(|t| t.aspect == Aspect::BiologicalProcess));
+
+    let by_id = db.genes_for_term("GO:0006096").await.unwrap();
+    let by_name = db.genes_for_term("Glycolytic Process").await.unwrap();
+    assert_eq!(by_id, by_name);
+    for enzyme in ["GAPDH", "PGK1", "ENO1", "PKM", "TPI1"] {
+        assert!(by_id.direct.contains(&enzyme.to_owned()), "{enzyme}");
+    }
+    assert!(by_id.with_offspring >= by_id.direct.len());
+    match db.genes_for_term("glycolysis process").await.unwrap_err() {
+        GeneDbError::UnknownTerm { query, .. } => assert_eq!(query, "glycolysis process"),
+        other => panic!("{other}"),
+    }
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_the_database_is_refused_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.sqlite");
+    std::fs::write(
+        &junk,
+        b"not a database at all, just text that is long enough",
+    )
+    .unwrap();
+    let go = catalogue::find("GO.db")
+        .unwrap()
+        .fetch(&NoProgress, &CancelToken::new())
+        .unwrap()
+        .remove(0);
+    let err = GeneDb::open(&junk, &go).await.unwrap_err();
+    assert!(err.to_string().contains("junk.sqlite"), "{err}");
+    // The right kind of file for the wrong role.
+    let err = GeneDb::open(&go, &go).await.unwrap_err();
+    assert!(err.to_string().contains("no `gene_info` table"), "{err}");
+}

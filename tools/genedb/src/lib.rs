@@ -1,0 +1,264 @@
+//! # cellwright-tools-genedb
+//!
+//! Typed adapters from [`cellwright_data::genedb`] to the [`Tool`] contract: [`LookupGene`],
+//! [`GoTerms`] and [`GenesForTerm`]. They share one [`GeneDbHandle`]: the catalogue's
+//! `org.Hs.eg.db` and `GO.db`, fetched on first use and opened read-only.
+
+use std::sync::Arc;
+
+use cellwright_core::{CancelToken, NoProgress, Tool, ToolCtx, ToolError};
+use cellwright_data::catalogue;
+use cellwright_data::genedb::{Annotation, Aspect, Gene, GeneDb, GeneDbError, TermGenes};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use tokio::sync::OnceCell;
+
+/// The gene databases, opened on first use and shared by the tools.
+#[derive(Debug, Clone, Default)]
+pub struct GeneDbHandle(Arc<OnceCell<GeneDb>>);
+
+impl GeneDbHandle {
+    async fn get(&self, cancel: &CancelToken) -> Result<&GeneDb, ToolError> {
+        self.0
+            .get_or_try_init(|| async {
+                let mut paths = Vec::new();
+                for name in ["org.Hs.eg.db", "GO.db"] {
+                    let files = catalogue::find(name)
+                        .and_then(|d| d.fetch(&NoProgress, cancel))
+                        .map_err(|e| ToolError::Failed {
+                            message: e.to_string(),
+                            retryable: true,
+                        })?;
+                    paths.push(files.into_iter().next().ok_or_else(|| ToolError::Failed {
+                        message: format!("the {name} data set has no file"),
+                        retryable: false,
+                    })?);
+                }
+                GeneDb::open(&paths[0], &paths[1]).await.map_err(tool_error)
+            })
+            .await
+    }
+}
+
+fn tool_error(e: GeneDbError) -> ToolError {
+    match e {
+        GeneDbError::UnknownGene { query, suggestions } => ToolError::NotFound {
+            what: "human gene".into(),
+            name: query,
+            suggestions,
+        },
+        GeneDbError::UnknownTerm { query, suggestions } => ToolError::NotFound {
+            what: "GO term".into(),
+            name: query,
+            suggestions,
+        },
+        other => ToolError::Failed {
+            message: other.to_string(),
+            retryable: false,
+        },
+    }
+}
+
+/// `lookup_gene`.
+#[derive(Debug, Clone, Default)]
+pub struct LookupGene(pub GeneDbHandle);
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LookupGeneArgs {
+    /// An official symbol (TP53), an alias (LFS1) or an Entrez Gene id (7157).
+    #[schemars(length(min = 1, max = 40))]
+    pub query: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct LookupGeneOutput {
+    pub entrez_id: String,
+    pub symbol: String,
+    pub name: String,
+    pub gene_type: Option<String>,
+    pub chromosomes: Vec<String>,
+    pub cytobands: Vec<String>,
+    pub aliases: Vec<String>,
+    pub go_biological_process: usize,
+    pub go_molecular_function: usize,
+    pub go_cellular_component: usize,
+    /// `symbol`, `alias` or `entrez_id`.
+    pub matched_by: String,
+}
+
+impl From<Gene> for LookupGeneOutput {
+    fn from(g: Gene) -> Self {
+        let count = |a| g.go_terms.get(&a).copied().unwrap_or(0);
+        Self {
+            go_biological_process: count(Aspect::BiologicalProcess),
+            go_molecular_function: count(Aspect::MolecularFunction),
+            go_cellular_component: count(Aspect::CellularComponent),
+            entrez_id: g.entrez_id,
+            symbol: g.symbol,
+            name: g.name,
+            gene_type: g.gene_type,
+            chromosomes: g.chromosomes,
+            cytobands: g.cytobands,
+            aliases: g.aliases,
+            matched_by: g.matched_by.into(),
+        }
+    }
+}
+
+impl Tool for LookupGene {
+    const NAME: &'static str = "lookup_gene";
+    type Args = LookupGeneArgs;
+    type Output = LookupGeneOutput;
+
+    fn description(&self) -> String {
+        include_str!("../../../prompts/tools/lookup_gene.md")
+            .trim()
+            .to_owned()
+    }
+
+    async fn call(&self, ctx: &ToolCtx, args: Self::Args) -> Result<Self::Output, ToolError> {
+        let db = self.0.get(&ctx.cancel).await?;
+        Ok(db.lookup(&args.query).await.map_err(tool_error)?.into())
+    }
+}
+
+/// Which GO aspect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AspectChoice {
+    BiologicalProcess,
+    MolecularFunction,
+    CellularComponent,
+    All,
+}
+
+/// `go_terms`.
+#[derive(Debug, Clone, Default)]
+pub struct GoTerms(pub GeneDbHandle);
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GoTermsArgs {
+    /// A symbol, alias or Entrez id.
+    #[schemars(length(min = 1, max = 40))]
+    pub gene: String,
+    pub aspect: AspectChoice,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct GoTerm {
+    pub go_id: String,
+    pub term: String,
+    pub aspect: String,
+    pub evidence: Vec<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct GoTermsOutput {
+    pub gene: String,
+    pub count: usize,
+    /// At most 200, by aspect then id.
+    pub terms: Vec<GoTerm>,
+}
+
+fn aspect_name(a: Aspect) -> &'static str {
+    match a {
+        Aspect::BiologicalProcess => "biological_process",
+        Aspect::MolecularFunction => "molecular_function",
+        Aspect::CellularComponent => "cellular_component",
+    }
+}
+
+impl Tool for GoTerms {
+    const NAME: &'static str = "go_terms";
+    type Args = GoTermsArgs;
+    type Output = GoTermsOutput;
+
+    fn description(&self) -> String {
+        include_str!("../../../prompts/tools/go_terms.md")
+            .trim()
+            .to_owned()
+    }
+
+    async fn call(&self, ctx: &ToolCtx, args: Self::Args) -> Result<Self::Output, ToolError> {
+        let db = self.0.get(&ctx.cancel).await?;
+        let aspects: &[Aspect] = match args.aspect {
+            AspectChoice::BiologicalProcess => &[Aspect::BiologicalProcess],
+            AspectChoice::MolecularFunction => &[Aspect::MolecularFunction],
+            AspectChoice::CellularComponent => &[Aspect::CellularComponent],
+            AspectChoice::All => &Aspect::ALL,
+        };
+        let (gene, terms) = db.go_terms(&args.gene, aspects).await.map_err(tool_error)?;
+        Ok(GoTermsOutput {
+            gene: gene.symbol,
+            count: terms.len(),
+            terms: terms
+                .into_iter()
+                .take(200)
+                .map(|a: Annotation| GoTerm {
+                    go_id: a.go_id,
+                    term: a.term,
+                    aspect: aspect_name(a.aspect).into(),
+                    evidence: a.evidence,
+                })
+                .collect(),
+        })
+    }
+}
+
+/// `genes_for_term`.
+#[derive(Debug, Clone, Default)]
+pub struct GenesForTerm(pub GeneDbHandle);
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GenesForTermArgs {
+    /// A GO id (GO:0006096) or a term's exact name (glycolytic process).
+    #[schemars(length(min = 3, max = 200))]
+    pub term: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct GenesForTermOutput {
+    pub go_id: String,
+    pub term: String,
+    pub aspect: String,
+    pub definition: Option<String>,
+    pub direct_genes: Vec<String>,
+    pub genes_with_offspring: usize,
+}
+
+impl From<TermGenes> for GenesForTermOutput {
+    fn from(t: TermGenes) -> Self {
+        Self {
+            go_id: t.go_id,
+            term: t.term,
+            aspect: aspect_name(t.aspect).into(),
+            definition: t.definition,
+            direct_genes: t.direct,
+            genes_with_offspring: t.with_offspring,
+        }
+    }
+}
+
+impl Tool for GenesForTerm {
+    const NAME: &'static str = "genes_for_term";
+    type Args = GenesForTermArgs;
+    type Output = GenesForTermOutput;
+
+    fn description(&self) -> String {
+        include_str!("../../../prompts/tools/genes_for_term.md")
+            .trim()
+            .to_owned()
+    }
+
+    async fn call(&self, ctx: &ToolCtx, args: Self::Args) -> Result<Self::Output, ToolError> {
+        let db = self.0.get(&ctx.cancel).await?;
+        Ok(db
+            .genes_for_term(&args.term)
+            .await
+            .map_err(tool_error)?
+            .into())
+    }
+}
