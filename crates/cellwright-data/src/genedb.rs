@@ -38,7 +38,16 @@ fn suggest(suggestions: &[String]) -> String {
 
 /// A GO aspect.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Aspect {
@@ -77,7 +86,7 @@ impl Aspect {
 }
 
 /// One human gene.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct Gene {
     pub entrez_id: String,
     pub symbol: String,
@@ -89,11 +98,11 @@ pub struct Gene {
     /// Distinct GO terms annotated directly, per aspect.
     pub go_terms: BTreeMap<Aspect, usize>,
     /// How the query matched: `symbol`, `alias` or `entrez_id`.
-    pub matched_by: &'static str,
+    pub matched_by: String,
 }
 
 /// A GO term annotated to a gene.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct Annotation {
     pub go_id: String,
     pub term: String,
@@ -103,7 +112,7 @@ pub struct Annotation {
 }
 
 /// A GO term and its genes.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct TermGenes {
     pub go_id: String,
     pub term: String,
@@ -265,7 +274,7 @@ impl GeneDb {
             .await?,
             aliases: strings("SELECT alias_symbol FROM alias WHERE _id = ? ORDER BY 1").await?,
             go_terms,
-            matched_by,
+            matched_by: matched_by.to_owned(),
         })
     }
 

@@ -64,7 +64,7 @@ pub enum GeneSetError {
 }
 
 /// One set's result.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, schemars::JsonSchema)]
 pub struct Enrichment {
     pub id: String,
     pub name: String,

@@ -40,7 +40,10 @@ async fn genes_are_found_by_symbol_alias_and_entrez_id() {
         assert_eq!(gene.cytobands, [band], "{query}");
     }
     let tp53 = db.lookup("LFS1").await.unwrap();
-    assert_eq!((tp53.symbol.as_str(), tp53.matched_by), ("TP53", "alias"));
+    assert_eq!(
+        (tp53.symbol.as_str(), tp53.matched_by.as_str()),
+        ("TP53", "alias")
+    );
     assert!(tp53.go_terms[&Aspect::BiologicalProcess] > 50);
     assert_eq!(db.lookup("7157").await.unwrap().matched_by, "entrez_id");
 

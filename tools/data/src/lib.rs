@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use cellwright_core::{ArgIssue, CancelToken, NoProgress, Tool, ToolCtx, ToolError};
 use cellwright_data::boolean::{BooleanNetwork, Sign};
 use cellwright_data::catalogue;
-use cellwright_data::genesets::Collection as GeneSets;
+use cellwright_data::genesets::{Collection as GeneSets, Enrichment};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -102,16 +102,6 @@ fn default_top() -> u32 {
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct EnrichedSet {
-    pub id: String,
-    pub name: String,
-    pub set_size: usize,
-    pub overlap: Vec<String>,
-    pub p: f64,
-    pub q: f64,
-}
-
-#[derive(Debug, Serialize, JsonSchema)]
 pub struct UnknownGene {
     pub symbol: String,
     /// Symbols of the collection that look like it.
@@ -125,7 +115,7 @@ pub struct GeneSetEnrichmentOutput {
     pub background_size: usize,
     pub genes_tested: usize,
     pub unknown_genes: Vec<UnknownGene>,
-    pub sets: Vec<EnrichedSet>,
+    pub sets: Vec<Enrichment>,
 }
 
 impl GeneSetEnrichment {
@@ -196,19 +186,7 @@ impl Tool for GeneSetEnrichment {
             background_size: report.background_size,
             genes_tested: report.query_size,
             unknown_genes,
-            sets: report
-                .results
-                .into_iter()
-                .take(args.top as usize)
-                .map(|r| EnrichedSet {
-                    id: r.id,
-                    name: r.name,
-                    set_size: r.set_size,
-                    overlap: r.overlap,
-                    p: r.p,
-                    q: r.q,
-                })
-                .collect(),
+            sets: report.results.into_iter().take(args.top as usize).collect(),
         })
     }
 }

@@ -71,45 +71,10 @@ pub struct LookupGeneArgs {
     pub query: String,
 }
 
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct LookupGeneOutput {
-    pub entrez_id: String,
-    pub symbol: String,
-    pub name: String,
-    pub gene_type: Option<String>,
-    pub chromosomes: Vec<String>,
-    pub cytobands: Vec<String>,
-    pub aliases: Vec<String>,
-    pub go_biological_process: usize,
-    pub go_molecular_function: usize,
-    pub go_cellular_component: usize,
-    /// `symbol`, `alias` or `entrez_id`.
-    pub matched_by: String,
-}
-
-impl From<Gene> for LookupGeneOutput {
-    fn from(g: Gene) -> Self {
-        let count = |a| g.go_terms.get(&a).copied().unwrap_or(0);
-        Self {
-            go_biological_process: count(Aspect::BiologicalProcess),
-            go_molecular_function: count(Aspect::MolecularFunction),
-            go_cellular_component: count(Aspect::CellularComponent),
-            entrez_id: g.entrez_id,
-            symbol: g.symbol,
-            name: g.name,
-            gene_type: g.gene_type,
-            chromosomes: g.chromosomes,
-            cytobands: g.cytobands,
-            aliases: g.aliases,
-            matched_by: g.matched_by.into(),
-        }
-    }
-}
-
 impl Tool for LookupGene {
     const NAME: &'static str = "lookup_gene";
     type Args = LookupGeneArgs;
-    type Output = LookupGeneOutput;
+    type Output = Gene;
 
     fn description(&self) -> String {
         include_str!("../../../prompts/tools/lookup_gene.md")
@@ -119,7 +84,7 @@ impl Tool for LookupGene {
 
     async fn call(&self, ctx: &ToolCtx, args: Self::Args) -> Result<Self::Output, ToolError> {
         let db = self.0.get(&ctx.cancel).await?;
-        Ok(db.lookup(&args.query).await.map_err(tool_error)?.into())
+        db.lookup(&args.query).await.map_err(tool_error)
     }
 }
 
@@ -147,27 +112,11 @@ pub struct GoTermsArgs {
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct GoTerm {
-    pub go_id: String,
-    pub term: String,
-    pub aspect: String,
-    pub evidence: Vec<String>,
-}
-
-#[derive(Debug, Serialize, JsonSchema)]
 pub struct GoTermsOutput {
     pub gene: String,
     pub count: usize,
     /// At most 200, by aspect then id.
-    pub terms: Vec<GoTerm>,
-}
-
-fn aspect_name(a: Aspect) -> &'static str {
-    match a {
-        Aspect::BiologicalProcess => "biological_process",
-        Aspect::MolecularFunction => "molecular_function",
-        Aspect::CellularComponent => "cellular_component",
-    }
+    pub terms: Vec<Annotation>,
 }
 
 impl Tool for GoTerms {
@@ -193,16 +142,7 @@ impl Tool for GoTerms {
         Ok(GoTermsOutput {
             gene: gene.symbol,
             count: terms.len(),
-            terms: terms
-                .into_iter()
-                .take(200)
-                .map(|a: Annotation| GoTerm {
-                    go_id: a.go_id,
-                    term: a.term,
-                    aspect: aspect_name(a.aspect).into(),
-                    evidence: a.evidence,
-                })
-                .collect(),
+            terms: terms.into_iter().take(200).collect(),
         })
     }
 }
@@ -219,33 +159,10 @@ pub struct GenesForTermArgs {
     pub term: String,
 }
 
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct GenesForTermOutput {
-    pub go_id: String,
-    pub term: String,
-    pub aspect: String,
-    pub definition: Option<String>,
-    pub direct_genes: Vec<String>,
-    pub genes_with_offspring: usize,
-}
-
-impl From<TermGenes> for GenesForTermOutput {
-    fn from(t: TermGenes) -> Self {
-        Self {
-            go_id: t.go_id,
-            term: t.term,
-            aspect: aspect_name(t.aspect).into(),
-            definition: t.definition,
-            direct_genes: t.direct,
-            genes_with_offspring: t.with_offspring,
-        }
-    }
-}
-
 impl Tool for GenesForTerm {
     const NAME: &'static str = "genes_for_term";
     type Args = GenesForTermArgs;
-    type Output = GenesForTermOutput;
+    type Output = TermGenes;
 
     fn description(&self) -> String {
         include_str!("../../../prompts/tools/genes_for_term.md")
@@ -255,10 +172,6 @@ impl Tool for GenesForTerm {
 
     async fn call(&self, ctx: &ToolCtx, args: Self::Args) -> Result<Self::Output, ToolError> {
         let db = self.0.get(&ctx.cancel).await?;
-        Ok(db
-            .genes_for_term(&args.term)
-            .await
-            .map_err(tool_error)?
-            .into())
+        db.genes_for_term(&args.term).await.map_err(tool_error)
     }
 }

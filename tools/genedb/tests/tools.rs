@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use cellwright_core::{Tool, ToolCtx, ToolError};
+use cellwright_data::genedb::Aspect;
 use cellwright_tools_genedb::*;
 
 #[tokio::test]
@@ -33,7 +34,12 @@ async fn the_tools_answer_from_one_shared_database() {
         .await
         .unwrap();
     assert!(terms.terms.iter().any(|t| t.go_id == "GO:0006096"));
-    assert!(terms.terms.iter().any(|t| t.aspect == "cellular_component"));
+    assert!(
+        terms
+            .terms
+            .iter()
+            .any(|t| t.aspect == Aspect::CellularComponent)
+    );
     let members = GenesForTerm(handle.clone())
         .call(
             &ctx,
@@ -43,7 +49,7 @@ async fn the_tools_answer_from_one_shared_database() {
         )
         .await
         .unwrap();
-    assert!(members.direct_genes.contains(&"GAPDH".to_owned()));
+    assert!(members.direct.contains(&"GAPDH".to_owned()));
     let err = LookupGene(handle)
         .call(
             &ctx,

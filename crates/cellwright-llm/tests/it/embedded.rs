@@ -338,25 +338,6 @@ async fn embeddings_agree_with_sentence_transformers() {
 
 #[test]
 fn the_models_own_template_renders_a_tool_conversation() {
-    let request = ChatRequest {
-        messages: vec![
-            Message::system("You are a careful scientific assistant."),
-            Message::user("Translate ATGGCC."),
-            Message {
-                tool_calls: vec![cellwright_core::ToolCallRequest {
-                    id: "call_1".into(),
-                    name: "translate_dna".into(),
-                    arguments: r#"{"dna":"ATGGCC"}"#.into(),
-                }],
-                ..Message::assistant("")
-            },
-            Message::tool(
-                "call_1",
-                r#"{"call": 1, "tool": "translate_dna", "output": "MA"}"#,
-            ),
-        ],
-        tools: vec![translate_spec(), lookup_spec()],
-        ..ChatRequest::default()
-    };
+    let request = crate::tool_conversation(vec![translate_spec(), lookup_spec()]);
     insta::assert_snapshot!(chat().prompt(&request).unwrap());
 }

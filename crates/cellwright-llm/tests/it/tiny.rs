@@ -338,32 +338,13 @@ proptest! {
 
 #[test]
 fn prompts_render_through_the_files_template() {
-    let request = ChatRequest {
-        messages: vec![
-            Message::system("You are a careful scientific assistant."),
-            Message::user("Translate ATGGCC."),
-            Message {
-                tool_calls: vec![cellwright_core::ToolCallRequest {
-                    id: "call_1".into(),
-                    name: "translate_dna".into(),
-                    arguments: r#"{"dna":"ATGGCC"}"#.into(),
-                }],
-                ..Message::assistant("")
-            },
-            Message::tool(
-                "call_1",
-                r#"{"call": 1, "tool": "translate_dna", "output": "MA"}"#,
-            ),
-        ],
-        tools: vec![ToolSpec {
-            name: "translate_dna".into(),
-            description: "Translate DNA into protein.\nStandard code.".into(),
-            parameters: json!({"type": "object"}),
-            output: json!({}),
-            effects: Effects::Pure,
-        }],
-        ..ChatRequest::default()
-    };
+    let request = crate::tool_conversation(vec![ToolSpec {
+        name: "translate_dna".into(),
+        description: "Translate DNA into protein.\nStandard code.".into(),
+        parameters: json!({"type": "object"}),
+        output: json!({}),
+        effects: Effects::Pure,
+    }]);
     insta::assert_snapshot!(tiny_chat().prompt(&request).unwrap());
 }
 
