@@ -27,6 +27,16 @@ fn dataset_files(dataset: &str, cancel: &CancelToken) -> Result<Vec<PathBuf>, To
         })
 }
 
+/// Runs `work` on a blocking thread: fetches and whole-state-space searches take seconds,
+/// and the async workers must stay free meanwhile.
+async fn off_async<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ToolError> + Send + 'static,
+) -> Result<T, ToolError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| failed(&format!("the tool's work stopped: {e}")))?
+}
+
 fn failed(e: &dyn std::fmt::Display) -> ToolError {
     ToolError::Failed {
         message: e.to_string(),
@@ -137,21 +147,13 @@ impl GeneSetEnrichment {
         loaded.insert(name, sets.clone());
         Ok(sets)
     }
-}
 
-impl Tool for GeneSetEnrichment {
-    const NAME: &'static str = "gene_set_enrichment";
-    type Args = GeneSetEnrichmentArgs;
-    type Output = GeneSetEnrichmentOutput;
-
-    fn description(&self) -> String {
-        include_str!("../../../prompts/tools/gene_set_enrichment.md")
-            .trim()
-            .to_owned()
-    }
-
-    async fn call(&self, ctx: &ToolCtx, args: Self::Args) -> Result<Self::Output, ToolError> {
-        let sets = self.collection(args.collection, &ctx.cancel)?;
+    fn run(
+        &self,
+        args: GeneSetEnrichmentArgs,
+        cancel: &CancelToken,
+    ) -> Result<GeneSetEnrichmentOutput, ToolError> {
+        let sets = self.collection(args.collection, cancel)?;
         let genes: Vec<String> = args.genes.iter().map(|g| g.trim().to_uppercase()).collect();
         let background = args.background.map(|b| {
             b.iter()
@@ -161,7 +163,7 @@ impl Tool for GeneSetEnrichment {
         let report = sets.enrich(&genes, background.as_deref());
         if report.query_size == 0 {
             return Err(ToolError::InvalidArgs {
-                tool: Self::NAME.into(),
+                tool: <Self as Tool>::NAME.into(),
                 issues: vec![ArgIssue {
                     path: "/genes".into(),
                     message: format!(
@@ -188,6 +190,23 @@ impl Tool for GeneSetEnrichment {
             unknown_genes,
             sets: report.results.into_iter().take(args.top as usize).collect(),
         })
+    }
+}
+
+impl Tool for GeneSetEnrichment {
+    const NAME: &'static str = "gene_set_enrichment";
+    type Args = GeneSetEnrichmentArgs;
+    type Output = GeneSetEnrichmentOutput;
+
+    fn description(&self) -> String {
+        include_str!("../../../prompts/tools/gene_set_enrichment.md")
+            .trim()
+            .to_owned()
+    }
+
+    async fn call(&self, ctx: &ToolCtx, args: Self::Args) -> Result<Self::Output, ToolError> {
+        let (this, cancel) = (self.clone(), ctx.cancel.clone());
+        off_async(move || this.run(args, &cancel)).await
     }
 }
 
@@ -278,21 +297,9 @@ impl NetworkInfo {
             suggestions: close_matches(name, names.iter().map(String::as_str), 5),
         })
     }
-}
 
-impl Tool for NetworkInfo {
-    const NAME: &'static str = "network_info";
-    type Args = NetworkInfoArgs;
-    type Output = NetworkInfoOutput;
-
-    fn description(&self) -> String {
-        include_str!("../../../prompts/tools/network_info.md")
-            .trim()
-            .to_owned()
-    }
-
-    async fn call(&self, ctx: &ToolCtx, args: Self::Args) -> Result<Self::Output, ToolError> {
-        let (mut net, source) = Self::find(args.model.trim(), &ctx.cancel)?;
+    fn run(args: NetworkInfoArgs, cancel: &CancelToken) -> Result<NetworkInfoOutput, ToolError> {
+        let (mut net, source) = Self::find(args.model.trim(), cancel)?;
         let unknown_node = |name: &str, net: &BooleanNetwork| ToolError::NotFound {
             what: format!("node of {}", args.model),
             name: name.to_owned(),
@@ -356,5 +363,22 @@ impl Tool for NetworkInfo {
             attractors,
             note,
         })
+    }
+}
+
+impl Tool for NetworkInfo {
+    const NAME: &'static str = "network_info";
+    type Args = NetworkInfoArgs;
+    type Output = NetworkInfoOutput;
+
+    fn description(&self) -> String {
+        include_str!("../../../prompts/tools/network_info.md")
+            .trim()
+            .to_owned()
+    }
+
+    async fn call(&self, ctx: &ToolCtx, args: Self::Args) -> Result<Self::Output, ToolError> {
+        let cancel = ctx.cancel.clone();
+        off_async(move || Self::run(args, &cancel)).await
     }
 }

@@ -6,7 +6,6 @@ use cellwright_core::{Tool, ToolCtx, ToolError};
 use cellwright_tools_data::{
     CollectionName, GeneSetEnrichment, GeneSetEnrichmentArgs, NetworkInfo, NetworkInfoArgs,
 };
-use futures::executor::block_on;
 
 fn network(model: &str, node: Option<&str>, knockouts: &[&str]) -> NetworkInfoArgs {
     NetworkInfoArgs {
@@ -17,11 +16,13 @@ fn network(model: &str, node: Option<&str>, knockouts: &[&str]) -> NetworkInfoAr
     }
 }
 
-#[test]
-fn the_cell_cycle_model_has_the_published_attractors() {
+#[tokio::test]
+async fn the_cell_cycle_model_has_the_published_attractors() {
     let ctx = ToolCtx::detached(0);
-    let out =
-        block_on(NetworkInfo.call(&ctx, network("faure_cellcycle", Some("CycE"), &[]))).unwrap();
+    let out = NetworkInfo
+        .call(&ctx, network("faure_cellcycle", Some("CycE"), &[]))
+        .await
+        .unwrap();
     assert_eq!(out.nodes.len(), 10);
     assert_eq!(out.inputs, ["CycD"]);
     let regulators: Vec<(&str, &str)> = out
@@ -38,8 +39,10 @@ fn the_cell_cycle_model_has_the_published_attractors() {
     assert_eq!(attractors.cycles.len(), 1);
     assert_eq!(attractors.cycles[0].len(), 7);
     // Knocking CycD out leaves only the steady state.
-    let out =
-        block_on(NetworkInfo.call(&ctx, network("faure_cellcycle", None, &["CycD"]))).unwrap();
+    let out = NetworkInfo
+        .call(&ctx, network("faure_cellcycle", None, &["CycD"]))
+        .await
+        .unwrap();
     let attractors = out.attractors.unwrap();
     assert_eq!(
         (attractors.steady_states.len(), attractors.cycles.len()),
@@ -47,10 +50,13 @@ fn the_cell_cycle_model_has_the_published_attractors() {
     );
 }
 
-#[test]
-fn unknown_models_and_nodes_come_back_with_close_names() {
+#[tokio::test]
+async fn unknown_models_and_nodes_come_back_with_close_names() {
     let ctx = ToolCtx::detached(0);
-    let err = block_on(NetworkInfo.call(&ctx, network("faure_cellcycl", None, &[]))).unwrap_err();
+    let err = NetworkInfo
+        .call(&ctx, network("faure_cellcycl", None, &[]))
+        .await
+        .unwrap_err();
     match err {
         ToolError::NotFound { suggestions, .. } => {
             assert_eq!(
@@ -60,13 +66,15 @@ fn unknown_models_and_nodes_come_back_with_close_names() {
         }
         other => panic!("{other}"),
     }
-    let err = block_on(NetworkInfo.call(&ctx, network("faure_cellcycle", Some("CycEE"), &[])))
+    let err = NetworkInfo
+        .call(&ctx, network("faure_cellcycle", Some("CycEE"), &[]))
+        .await
         .unwrap_err();
     assert!(err.to_string().contains("CycE"), "{err}");
 }
 
-#[test]
-fn enrichment_finds_the_pathway_and_names_unknown_genes() {
+#[tokio::test]
+async fn enrichment_finds_the_pathway_and_names_unknown_genes() {
     let ctx = ToolCtx::detached(0);
     let args = GeneSetEnrichmentArgs {
         genes: ["HK1", "pfkm", "GAPDH", "ENO1", "PGK1", "TPI1", "GAPDHH"]
@@ -76,7 +84,7 @@ fn enrichment_finds_the_pathway_and_names_unknown_genes() {
         background: None,
         top: 3,
     };
-    let out = block_on(GeneSetEnrichment::default().call(&ctx, args)).unwrap();
+    let out = GeneSetEnrichment::default().call(&ctx, args).await.unwrap();
     assert!(
         out.sets[0].name.contains("GLYCOLYSIS"),
         "{}",
@@ -99,6 +107,9 @@ fn enrichment_finds_the_pathway_and_names_unknown_genes() {
         background: None,
         top: 10,
     };
-    let err = block_on(GeneSetEnrichment::default().call(&ctx, none)).unwrap_err();
+    let err = GeneSetEnrichment::default()
+        .call(&ctx, none)
+        .await
+        .unwrap_err();
     assert!(matches!(err, ToolError::InvalidArgs { .. }), "{err}");
 }

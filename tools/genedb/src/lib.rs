@@ -21,20 +21,32 @@ impl GeneDbHandle {
     async fn get(&self, cancel: &CancelToken) -> Result<&GeneDb, ToolError> {
         self.0
             .get_or_try_init(|| async {
-                let mut paths = Vec::new();
-                for name in ["org.Hs.eg.db", "GO.db"] {
-                    let files = catalogue::find(name)
-                        .and_then(|d| d.fetch(&NoProgress, cancel))
-                        .map_err(|e| ToolError::Failed {
-                            message: e.to_string(),
-                            retryable: true,
-                        })?;
-                    paths.push(files.into_iter().next().ok_or_else(|| ToolError::Failed {
-                        message: format!("the {name} data set has no file"),
-                        retryable: false,
-                    })?);
-                }
-                GeneDb::open(&paths[0], &paths[1]).await.map_err(tool_error)
+                // Fetching runs package clients for up to minutes: not on an async worker.
+                let cancel = cancel.clone();
+                let paths = tokio::task::spawn_blocking(move || {
+                    ["org.Hs.eg.db", "GO.db"].map(|name| {
+                        catalogue::find(name)
+                            .and_then(|d| d.fetch(&NoProgress, &cancel))
+                            .map_err(|e| ToolError::Failed {
+                                message: e.to_string(),
+                                retryable: true,
+                            })?
+                            .into_iter()
+                            .next()
+                            .ok_or_else(|| ToolError::Failed {
+                                message: format!("the {name} data set has no file"),
+                                retryable: false,
+                            })
+                    })
+                })
+                .await
+                .map_err(|e| ToolError::Failed {
+                    message: format!("fetching the gene databases stopped: {e}"),
+                    retryable: true,
+                })?;
+                let [org, go] = paths;
+                let (org, go) = (org?, go?);
+                GeneDb::open(&org, &go).await.map_err(tool_error)
             })
             .await
     }
