@@ -134,7 +134,11 @@ impl ToolRouter {
             .collect();
         let mut texts: Vec<String> = missing
             .iter()
-            .map(|t| format!("{}: {}", t.name.replace('_', " "), t.description))
+            // The summary line, as the prompt lists it; examples and details would dilute it.
+            .map(|t| {
+                let summary = t.description.lines().next().unwrap_or_default();
+                format!("{}: {summary}", t.name.replace('_', " "))
+            })
             .collect();
         texts.push(query.to_owned());
         let mut vectors = self.embedder.embed_blocking(&texts)?;
