@@ -112,6 +112,43 @@ async fn ask_works_on_the_embedded_default_model() {
 }
 
 #[tokio::test]
+async fn the_embedded_model_routes_questions_to_the_tool_that_answers_them() {
+    // With every tool registered, each question reaches the one tool that answers it.
+    for (question, tool) in [
+        ("Which chromosome is BRCA1 on?", "lookup_gene"),
+        (
+            "What are the attractors of the faure_cellcycle model?",
+            "network_info",
+        ),
+    ] {
+        let sb = Sandbox::new();
+        let out = sb
+            .command()
+            .env("CELLWRIGHT_CACHE", cellwright_fetch::cache_dir())
+            .args(["ask", "--json", question])
+            .output()
+            .await
+            .unwrap();
+        assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+        let id = sb.only_run_id().await;
+        let called: Vec<String> = sb
+            .events(&id)
+            .await
+            .into_iter()
+            .filter_map(|e| match e.event {
+                TraceEvent::ToolCallStarted { tool, .. } => Some(tool),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            called.first().map(String::as_str),
+            Some(tool),
+            "{question}: {called:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn ask_works_against_an_openai_compatible_server() {
     let server = FakeOpenAi::start(vec![
         Reply::Stream(tool_chunks("translate_dna", &json!({"sequence": "ATGTGG"}))),
