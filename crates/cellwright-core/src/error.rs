@@ -55,6 +55,28 @@ fn join_issues(issues: &[ArgIssue]) -> String {
         .join("; ")
 }
 
+/// Up to `most` of `candidates` that look like `query` (Jaro-Winkler similarity, ignoring
+/// case, at least `min_score`), best first: the suggestions of a [`ToolError::NotFound`].
+pub fn closest_matches<'a>(
+    query: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+    min_score: f64,
+    most: usize,
+) -> Vec<String> {
+    let query = query.to_lowercase();
+    let mut scored: Vec<(f64, &str)> = candidates
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(&query, &c.to_lowercase()), c))
+        .filter(|(score, _)| *score > min_score)
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+    scored
+        .into_iter()
+        .take(most)
+        .map(|(_, c)| c.to_owned())
+        .collect()
+}
+
 fn suggest(suggestions: &[String]) -> String {
     if suggestions.is_empty() {
         String::new()
@@ -212,4 +234,20 @@ pub enum StoreError {
     Corrupt { what: String, message: String },
     #[error("database error: {0}")]
     Database(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_matches_ignore_case_and_come_best_first() {
+        let names = ["GAPDH", "GAPDHS", "ACTB", "gapdh2"];
+        let all = closest_matches("Gapdhh", names, 0.8, 3);
+        assert_eq!(all.len(), 3, "{all:?}");
+        assert!(!all.contains(&"ACTB".to_owned()));
+        assert_eq!(all[0], "GAPDH");
+        assert_eq!(closest_matches("Gapdhh", names, 0.8, 1), ["GAPDH"]);
+        assert!(closest_matches("zzz", names, 0.8, 3).is_empty());
+    }
 }

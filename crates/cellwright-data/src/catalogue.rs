@@ -251,6 +251,26 @@ pub enum CatalogueError {
     Fetch(#[from] FetchError),
 }
 
+/// For tools: a data set that cannot be had is a failed call, worth retrying when the package
+/// client or the disk failed, not when the archive itself is wrong.
+impl From<CatalogueError> for cellwright_core::ToolError {
+    fn from(e: CatalogueError) -> Self {
+        let retryable = match &e {
+            CatalogueError::Fetch(FetchError::Cancelled(_)) => return Self::Cancelled,
+            CatalogueError::Fetch(
+                FetchError::ClientMissing { .. }
+                | FetchError::ClientFailed { .. }
+                | FetchError::Io { .. },
+            ) => true,
+            CatalogueError::Fetch(_) | CatalogueError::Unknown { .. } => false,
+        };
+        Self::Failed {
+            message: e.to_string(),
+            retryable,
+        }
+    }
+}
+
 /// The data set called `name`; the error suggests close names.
 pub fn find(name: &str) -> Result<&'static Dataset, CatalogueError> {
     CATALOGUE.iter().find(|d| d.name == name).ok_or_else(|| {
@@ -323,6 +343,32 @@ mod tests {
             }
             assert_eq!(d.package.sha256.len(), 64, "{}", d.name);
         }
+    }
+
+    #[test]
+    fn tools_may_retry_a_failed_client_but_not_a_wrong_archive() {
+        use cellwright_core::ToolError;
+        let retryable = |e: FetchError| match ToolError::from(CatalogueError::Fetch(e)) {
+            ToolError::Failed { retryable, .. } => Some(retryable),
+            _ => None,
+        };
+        let client = FetchError::ClientFailed {
+            client: "pip download",
+            package: "x==1".into(),
+            status: "exit 1".into(),
+            stderr: "offline".into(),
+        };
+        assert_eq!(retryable(client), Some(true));
+        let checksum = FetchError::Checksum {
+            archive: "x.whl".into(),
+            expected: "00".into(),
+            actual: "11".into(),
+        };
+        assert_eq!(retryable(checksum), Some(false));
+        assert!(matches!(
+            ToolError::from(CatalogueError::Fetch(FetchError::Cancelled("x".into()))),
+            ToolError::Cancelled
+        ));
     }
 
     #[test]

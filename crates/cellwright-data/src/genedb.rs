@@ -219,19 +219,22 @@ impl GeneDb {
                 .bind(&prefix)
                 .fetch_all(&self.org)
                 .await?;
-        let upper = query.to_uppercase();
-        let mut scored: Vec<(f64, String)> = candidates
-            .into_iter()
-            .map(|(s,)| (strsim::jaro_winkler(&upper, &s.to_uppercase()), s))
-            .filter(|(score, _)| *score > 0.85)
-            .collect();
-        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-        Ok(scored.into_iter().take(5).map(|(_, s)| s).collect())
+        Ok(cellwright_core::closest_matches(
+            query,
+            candidates.iter().map(|(s,)| s.as_str()),
+            0.85,
+            5,
+        ))
     }
 
     /// The gene a symbol, alias or Entrez id names.
     pub async fn lookup(&self, query: &str) -> Result<Gene, GeneDbError> {
         let (id, matched_by) = self.resolve(query).await?;
+        self.gene(id, matched_by).await
+    }
+
+    /// The gene with internal id `id`.
+    async fn gene(&self, id: i64, matched_by: &str) -> Result<Gene, GeneDbError> {
         let info = sqlx::query(
             "SELECT g.gene_id, i.symbol, i.gene_name FROM genes g JOIN gene_info i USING (_id) WHERE g._id = ?",
         )
@@ -284,8 +287,8 @@ impl GeneDb {
         gene: &str,
         aspects: &[Aspect],
     ) -> Result<(Gene, Vec<Annotation>), GeneDbError> {
-        let found = self.lookup(gene).await?;
-        let (id, _) = self.resolve(&found.symbol).await?;
+        let (id, matched_by) = self.resolve(gene).await?;
+        let found = self.gene(id, matched_by).await?;
         let mut evidence: BTreeMap<(Aspect, String), Vec<String>> = BTreeMap::new();
         for aspect in aspects {
             let sql = format!(

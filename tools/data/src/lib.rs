@@ -9,7 +9,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use cellwright_core::{ArgIssue, CancelToken, NoProgress, Tool, ToolCtx, ToolError};
+use cellwright_core::{
+    ArgIssue, CancelToken, NoProgress, Tool, ToolCtx, ToolError, closest_matches,
+};
 use cellwright_data::boolean::{BooleanNetwork, Sign};
 use cellwright_data::catalogue;
 use cellwright_data::genesets::{Collection as GeneSets, Enrichment};
@@ -18,13 +20,7 @@ use serde::{Deserialize, Serialize};
 
 /// The catalogue's files of `dataset`, fetched on first use.
 fn dataset_files(dataset: &str, cancel: &CancelToken) -> Result<Vec<PathBuf>, ToolError> {
-    let entry = catalogue::find(dataset).map_err(|e| failed(&e))?;
-    entry
-        .fetch(&NoProgress, cancel)
-        .map_err(|e| ToolError::Failed {
-            message: e.to_string(),
-            retryable: true,
-        })
+    Ok(catalogue::find(dataset)?.fetch(&NoProgress, cancel)?)
 }
 
 /// Runs `work` on a blocking thread: fetches and whole-state-space searches take seconds,
@@ -42,25 +38,6 @@ fn failed(e: &dyn std::fmt::Display) -> ToolError {
         message: e.to_string(),
         retryable: false,
     }
-}
-
-/// Up to `n` of `candidates` most like `name` (Jaro-Winkler, case-insensitive), best first.
-fn close_matches<'a>(
-    name: &str,
-    candidates: impl Iterator<Item = &'a str>,
-    n: usize,
-) -> Vec<String> {
-    let lower = name.to_lowercase();
-    let mut scored: Vec<(f64, &str)> = candidates
-        .map(|c| (strsim::jaro_winkler(&lower, &c.to_lowercase()), c))
-        .filter(|(s, _)| *s > 0.8)
-        .collect();
-    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(b.1)));
-    scored
-        .into_iter()
-        .take(n)
-        .map(|(_, c)| c.to_owned())
-        .collect()
 }
 
 /// Which gene-set collection to test against.
@@ -179,7 +156,7 @@ impl GeneSetEnrichment {
             .iter()
             .map(|g| UnknownGene {
                 symbol: g.clone(),
-                did_you_mean: close_matches(g, known.iter().copied(), 3),
+                did_you_mean: closest_matches(g, known.iter().copied(), 0.8, 3),
             })
             .collect();
         Ok(GeneSetEnrichmentOutput {
@@ -294,7 +271,7 @@ impl NetworkInfo {
         Err(ToolError::NotFound {
             what: "Boolean model".into(),
             name: name.to_owned(),
-            suggestions: close_matches(name, names.iter().map(String::as_str), 5),
+            suggestions: closest_matches(name, names.iter().map(String::as_str), 0.8, 5),
         })
     }
 
@@ -303,7 +280,7 @@ impl NetworkInfo {
         let unknown_node = |name: &str, net: &BooleanNetwork| ToolError::NotFound {
             what: format!("node of {}", args.model),
             name: name.to_owned(),
-            suggestions: close_matches(name, net.nodes().iter().map(String::as_str), 3),
+            suggestions: closest_matches(name, net.nodes().iter().map(String::as_str), 0.8, 3),
         };
         let edges = match &args.node {
             Some(node) => net.regulators(node).map_err(|_| unknown_node(node, &net))?,

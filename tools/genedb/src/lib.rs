@@ -25,12 +25,8 @@ impl GeneDbHandle {
                 let cancel = cancel.clone();
                 let paths = tokio::task::spawn_blocking(move || {
                     ["org.Hs.eg.db", "GO.db"].map(|name| {
-                        catalogue::find(name)
-                            .and_then(|d| d.fetch(&NoProgress, &cancel))
-                            .map_err(|e| ToolError::Failed {
-                                message: e.to_string(),
-                                retryable: true,
-                            })?
+                        catalogue::find(name)?
+                            .fetch(&NoProgress, &cancel)?
                             .into_iter()
                             .next()
                             .ok_or_else(|| ToolError::Failed {

@@ -592,7 +592,7 @@ fn call_schema(tools: &[&ToolSpec]) -> (Value, usize) {
     let options: Vec<Value> = tools
         .iter()
         .map(|t| {
-            let option = |bounds: &Bounds| {
+            let make = |bounds: &Bounds| {
                 json!({
                     "type": "object",
                     "properties": {
@@ -603,16 +603,16 @@ fn call_schema(tools: &[&ToolSpec]) -> (Value, usize) {
                     "additionalProperties": false,
                 })
             };
-            let mut fitted = CALL_BOUNDS.iter().map(|b| {
-                let option = option(b);
-                (most_tokens(&option), option)
-            });
-            let (tokens, option) = fitted
-                .find(|(tokens, _)| *tokens <= TOOL_CALL_MAX_TOKENS)
-                .unwrap_or_else(|| {
-                    let tightest = option(&CALL_BOUNDS[CALL_BOUNDS.len() - 1]);
-                    (most_tokens(&tightest), tightest)
-                });
+            // The loosest bounds that fit, else the tightest (the budget then grows to fit).
+            let mut option = make(&CALL_BOUNDS[0]);
+            let mut tokens = most_tokens(&option);
+            for bounds in &CALL_BOUNDS[1..] {
+                if tokens <= TOOL_CALL_MAX_TOKENS {
+                    break;
+                }
+                option = make(bounds);
+                tokens = most_tokens(&option);
+            }
             budget = budget.max(tokens);
             option
         })
