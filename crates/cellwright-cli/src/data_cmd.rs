@@ -1,10 +1,15 @@
 //! `cellwright data`: the catalogue of data sets, where each comes from, fetching them.
 
+use std::path::PathBuf;
+
 use clap::Subcommand;
 use serde_json::json;
 
 use cellwright_core::CancelToken;
 use cellwright_data::catalogue::{self, CATALOGUE, Dataset};
+use cellwright_data::h5ad;
+use cellwright_data::load::read_expression;
+use cellwright_data::text::Orientation;
 
 use crate::progress::FetchBar;
 
@@ -25,6 +30,15 @@ pub enum DataCommand {
         name: String,
         #[arg(long)]
         json: bool,
+    },
+    /// Convert expression data (.h5ad, a 10x directory, or a .tsv/.csv table) to .h5ad.
+    Convert {
+        input: PathBuf,
+        /// The .h5ad file to write (replaced only once complete).
+        output: PathBuf,
+        /// Tables only: one row per cell (the default is R's one row per gene).
+        #[arg(long)]
+        cells_by_genes: bool,
     },
 }
 
@@ -119,6 +133,21 @@ pub fn run(cmd: DataCommand, cancel: &CancelToken) -> anyhow::Result<u8> {
                     }
                 }
             }
+        }
+        DataCommand::Convert {
+            input,
+            output,
+            cells_by_genes,
+        } => {
+            let orientation = if cells_by_genes {
+                Orientation::CellsByGenes
+            } else {
+                Orientation::GenesByCells
+            };
+            let m = read_expression(&input, orientation)?;
+            h5ad::write(&m, &output)?;
+            let (cells, genes) = m.shape();
+            println!("{}: {cells} cells × {genes} genes", output.display());
         }
     }
     Ok(0)

@@ -2,8 +2,6 @@
 //! attractors equal those a brute-force Python script computed on the same files
 //! (`tests/data/boolean/make_fixture.py`).
 
-#![allow(clippy::unwrap_used)]
-
 use std::collections::BTreeMap;
 
 use cellwright_core::{CancelToken, NoProgress};
@@ -33,7 +31,7 @@ fn sorted(mut states: Vec<u64>) -> Vec<u64> {
 #[test]
 fn catalogue_models_match_an_independent_brute_force() {
     let fixture: Fixture =
-        serde_json::from_str(include_str!("../../../tests/data/boolean/models.json")).unwrap();
+        serde_json::from_str(include_str!("../../../../tests/data/boolean/models.json")).unwrap();
     let mut checked = BTreeMap::new();
     for name in ["pyboolnet-models", "cell-collective-models"] {
         let files = catalogue::find(name)

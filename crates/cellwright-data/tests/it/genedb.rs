@@ -1,8 +1,6 @@
 //! Gene lookups against the catalogue's org.Hs.eg.db and GO.db, checked on facts known
 //! independently of these files (NCBI Gene's Entrez ids and locations).
 
-#![allow(clippy::unwrap_used)]
-
 use cellwright_core::{CancelToken, NoProgress};
 use cellwright_data::catalogue;
 use cellwright_data::genedb::{Aspect, GeneDb, GeneDbError};

@@ -1,8 +1,6 @@
 //! Over-representation p- and q-values on the catalogue's canonical pathways equal scipy's
 //! (`tests/data/genesets/make_fixture.py`).
 
-#![allow(clippy::unwrap_used)]
-
 use std::collections::BTreeMap;
 
 use cellwright_core::{CancelToken, NoProgress};
@@ -39,8 +37,10 @@ fn close(ours: f64, theirs: f64) -> bool {
 
 #[test]
 fn enrichment_matches_scipy_on_the_canonical_pathways() {
-    let fixture: Fixture =
-        serde_json::from_str(include_str!("../../../tests/data/genesets/enrichment.json")).unwrap();
+    let fixture: Fixture = serde_json::from_str(include_str!(
+        "../../../../tests/data/genesets/enrichment.json"
+    ))
+    .unwrap();
     let files = catalogue::find("gene-sets")
         .unwrap()
         .fetch(&NoProgress, &CancelToken::new())

@@ -1,7 +1,5 @@
 //! A Debian-packaged data set comes through `apt-get download` and `dpkg-deb` whole.
 
-#![allow(clippy::unwrap_used)]
-
 use cellwright_core::{CancelToken, NoProgress};
 use cellwright_data::catalogue;
 
