@@ -4,7 +4,9 @@ use std::path::Path;
 
 use cellwright_core::{RegistryError, ToolRegistry};
 use cellwright_tools_data::{GeneSetEnrichment, NetworkInfo};
-use cellwright_tools_genedb::{GeneDbHandle, GenesForTerm, GoTerms, LookupGene};
+use cellwright_tools_genedb::{
+    GeneDbHandle, GenesForTerm, GoTerms, LookupGene, RegulatorsOf, RegulonsHandle, TfTargets,
+};
 use cellwright_tools_notebook::{ReadNotes, RecordNote};
 use cellwright_tools_sequence::{ReverseComplement, TranslateDna};
 
@@ -12,12 +14,15 @@ use cellwright_tools_sequence::{ReverseComplement, TranslateDna};
 pub fn default_registry(notebook: &Path) -> Result<ToolRegistry, RegistryError> {
     let mut registry = ToolRegistry::new();
     let genes = GeneDbHandle::default();
+    let regulons = RegulonsHandle::default();
     registry
         .register(TranslateDna)?
         .register(ReverseComplement)?
         .register(LookupGene(genes.clone()))?
         .register(GoTerms(genes.clone()))?
         .register(GenesForTerm(genes))?
+        .register(TfTargets(regulons.clone()))?
+        .register(RegulatorsOf(regulons))?
         .register(GeneSetEnrichment::default())?
         .register(NetworkInfo)?
         .register(RecordNote::new(notebook))?

