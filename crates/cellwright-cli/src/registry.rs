@@ -3,7 +3,9 @@
 use std::path::Path;
 
 use cellwright_core::{RegistryError, ToolRegistry};
-use cellwright_tools_data::{GeneSetEnrichment, NetworkInfo};
+use cellwright_tools_data::{
+    DescribeDataset, GeneSetEnrichment, LoadDataset, LoadedDatasets, NetworkInfo,
+};
 use cellwright_tools_genedb::{
     GeneDbHandle, GenesForTerm, GoTerms, LookupGene, RegulatorsOf, RegulonsHandle, TfTargets,
 };
@@ -15,6 +17,7 @@ pub fn default_registry(notebook: &Path) -> Result<ToolRegistry, RegistryError> 
     let mut registry = ToolRegistry::new();
     let genes = GeneDbHandle::default();
     let regulons = RegulonsHandle::default();
+    let datasets = LoadedDatasets::default();
     registry
         .register(TranslateDna)?
         .register(ReverseComplement)?
@@ -25,6 +28,8 @@ pub fn default_registry(notebook: &Path) -> Result<ToolRegistry, RegistryError> 
         .register(RegulatorsOf(regulons))?
         .register(GeneSetEnrichment::default())?
         .register(NetworkInfo)?
+        .register(LoadDataset(datasets.clone()))?
+        .register(DescribeDataset(datasets))?
         .register(RecordNote::new(notebook))?
         .register(ReadNotes::new(notebook))?;
     Ok(registry)

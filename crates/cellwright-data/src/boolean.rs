@@ -841,8 +841,9 @@ impl RuleParser<'_> {
     }
 
     fn skip_space(&mut self) {
-        while self.peek().is_some_and(char::is_whitespace) {
-            self.pos += 1;
+        // Unicode whitespace (U+0085, U+00A0, …) is more than one byte.
+        while let Some(c) = self.peek().filter(|c| c.is_whitespace()) {
+            self.pos += c.len_utf8();
         }
     }
 
@@ -922,6 +923,13 @@ impl RuleParser<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by `cargo fuzz`: whitespace of two bytes inside a rule.
+    #[test]
+    fn multibyte_whitespace_in_a_rule_is_read_not_a_panic() {
+        let net = BooleanNetwork::parse_bnet("targets, factors\nA, !\u{85}A\u{a0}& A\n", "w.bnet");
+        assert!(net.is_ok(), "{net:?}");
+    }
 
     const TOY: &str = "# a toy\ntargets, factors\nA, A\nB, A & !C\nC, B | (A & C)\n";
 

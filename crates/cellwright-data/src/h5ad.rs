@@ -182,6 +182,7 @@ fn encoding(loc: &Location) -> Option<String> {
 fn read_matrix(parent: &Group, name: &str) -> Result<Values> {
     let object = name;
     if let Ok(ds) = parent.dataset(name) {
+        check_size(&ds, object)?;
         let shape = ds.shape();
         if shape.len() != 2 {
             return format(
@@ -208,7 +209,10 @@ fn read_matrix(parent: &Group, name: &str) -> Result<Values> {
         );
     };
     let (rows, cols) = (to_usize(object, rows)?, to_usize(object, cols)?);
-    let data = h5(object, h5(object, group.dataset("data"))?.read_raw::<f32>())?;
+    let data = h5(
+        object,
+        open_dataset(&group, "data", object)?.read_raw::<f32>(),
+    )?;
     let indices = read_indices(&group, "indices", object)?;
     let indptr = read_indices(&group, "indptr", object)?;
     Ok(Values::sparse(
@@ -220,39 +224,64 @@ fn read_matrix(parent: &Group, name: &str) -> Result<Values> {
     )?)
 }
 
+/// Opens a dataset and checks that its declared size is plausible for the file it is in,
+/// before anything is allocated for it: a corrupt dataspace may claim exabytes.
+fn open_dataset(parent: &Group, name: &str, object: &str) -> Result<Dataset> {
+    let ds = h5(object, parent.dataset(name))?;
+    check_size(&ds, object)?;
+    Ok(ds)
+}
+
+fn check_size(ds: &Dataset, object: &str) -> Result<()> {
+    let element = h5(object, ds.dtype())?.size() as u64;
+    let file = h5(object, ds.file())?.size();
+    let declared = (ds.size() as u64).saturating_mul(element);
+    // Compressed chunks can hold far more than their bytes on disk, but not 1000× more
+    // of anything an AnnData file stores.
+    if declared > file.saturating_mul(1000).saturating_add(1 << 20) {
+        return format(
+            object,
+            format!("declares {declared} bytes of data in a file of {file} bytes"),
+        );
+    }
+    Ok(())
+}
+
 fn to_usize(object: &str, v: i64) -> Result<usize> {
     usize::try_from(v).or_else(|_| format(object, format!("negative size or index {v}")))
 }
 
 fn read_indices(group: &Group, name: &str, object: &str) -> Result<Vec<usize>> {
-    let ds = h5(object, group.dataset(name))?;
+    let ds = open_dataset(group, name, object)?;
     let at = format!("{object}/{name}");
     let wide = matches!(
         h5(&at, h5(&at, ds.dtype())?.to_descriptor())?,
         TypeDescriptor::Integer(IntSize::U8) | TypeDescriptor::Unsigned(IntSize::U8)
     );
+    // Check signs in one pass, then convert in a loop the compiler vectorises.
+    fn widen<T: Copy + Into<i64>>(values: Vec<T>, at: &str) -> Result<Vec<usize>> {
+        if let Some(&v) = values.iter().find(|&&v| v.into() < 0) {
+            return to_usize(at, v.into()).map(|_| Vec::new());
+        }
+        Ok(values.into_iter().map(|v| v.into() as usize).collect())
+    }
     if wide {
-        h5(&at, ds.read_raw::<i64>())?
-            .into_iter()
-            .map(|v| to_usize(&at, v))
-            .collect()
+        widen(h5(&at, ds.read_raw::<i64>())?, &at)
     } else {
-        h5(&at, ds.read_raw::<i32>())?
-            .into_iter()
-            .map(|v| to_usize(&at, i64::from(v)))
-            .collect()
+        widen(h5(&at, ds.read_raw::<i32>())?, &at)
     }
 }
 
 /// A dataframe (`obs` or `var`): its index and columns.
 fn read_frame(file: &File, name: &str, len: usize) -> Result<(Vec<String>, Annotations)> {
     if let Ok(ds) = file.dataset(name) {
+        check_size(&ds, name)?;
         return read_compound_frame(file, &ds, name, len);
     }
     let group = h5(name, file.group(name))?;
     let index_name = attr_string(&group, "_index").unwrap_or_else(|| "_index".into());
     let index = read_strings(
-        &h5(name, group.dataset(&index_name))?,
+        &open_dataset(&group, &index_name, name)?,
         &format!("{name}/{index_name}"),
     )?;
     check_len(name, "index", len, index.len())?;
@@ -303,13 +332,17 @@ fn column_order(group: &Group, object: &str) -> Result<Vec<String>> {
 
 fn read_column(group: &Group, name: &str, object: &str) -> Result<Column> {
     if let Ok(ds) = group.dataset(name) {
+        check_size(&ds, object)?;
         return read_array_column(&ds, object);
     }
     let sub = h5(object, group.group(name))?;
     match encoding(&sub).as_deref() {
         Some("categorical") => {
-            let categories = read_strings(&h5(object, sub.dataset("categories"))?, object)?;
-            let codes = h5(object, h5(object, sub.dataset("codes"))?.read_raw::<i32>())?;
+            let categories = read_strings(&open_dataset(&sub, "categories", object)?, object)?;
+            let codes = h5(
+                object,
+                open_dataset(&sub, "codes", object)?.read_raw::<i32>(),
+            )?;
             let ordered = sub
                 .attr("ordered")
                 .and_then(|a| a.read_scalar::<bool>())
@@ -322,8 +355,14 @@ fn read_column(group: &Group, name: &str, object: &str) -> Result<Column> {
         }
         // Missing values become NaN: our numeric columns have no mask.
         Some("nullable-integer" | "nullable-boolean") => {
-            let mask = h5(object, h5(object, sub.dataset("mask"))?.read_raw::<bool>())?;
-            let values = h5(object, h5(object, sub.dataset("values"))?.read_raw::<f64>())?;
+            let mask = h5(
+                object,
+                open_dataset(&sub, "mask", object)?.read_raw::<bool>(),
+            )?;
+            let values = h5(
+                object,
+                open_dataset(&sub, "values", object)?.read_raw::<f64>(),
+            )?;
             check_len(object, "mask", values.len(), mask.len())?;
             Ok(Column::Float(
                 values
@@ -450,7 +489,7 @@ fn read_compound_frame(
         let column = match column {
             Column::Int(codes) if link_exists(file, &categories_at) => {
                 let categories = read_strings(
-                    &h5(&categories_at, file.dataset(&categories_at))?,
+                    &open_dataset(file, &categories_at, &categories_at)?,
                     &categories_at,
                 )?;
                 let codes = codes
@@ -492,6 +531,7 @@ fn le_float(bytes: &[u8], size: FloatSize) -> f64 {
 fn read_obsm(file: &File, cells: usize) -> Result<BTreeMap<String, Array2<f32>>> {
     let mut out = BTreeMap::new();
     if let Ok(ds) = file.dataset("obsm") {
+        check_size(&ds, "obsm")?;
         let (compound, bytes) = read_compound(&ds, "obsm", cells)?;
         let rows = cells;
         for field in &compound.fields {

@@ -155,6 +155,15 @@ pub fn parse_mtx(reader: impl Read, path: &Path) -> Result<Coordinates, TextErro
             format!("expected `rows columns entries`, found {size:?}"),
         ));
     };
+    if rows.max(cols) > i32::MAX as usize {
+        return Err(bad(
+            path,
+            size_line,
+            format!(
+                "{rows} × {cols} is beyond the 2^31 − 1 rows and columns AnnData and 10x allow"
+            ),
+        ));
+    }
     // The count is only a claim until the lines are read: reserve little up front.
     let mut entries = Vec::with_capacity(count.min(1 << 20));
     while let Some((line, line_no)) = next_line(&mut lines)? {
@@ -355,11 +364,21 @@ pub fn read_table(path: &Path, orientation: Orientation) -> Result<ExpressionMat
     } else {
         b'\t'
     };
+    parse_table(open(path)?, path, delimiter, orientation)
+}
+
+/// [`read_table`] on any reader; `path` only names the source in errors.
+pub fn parse_table(
+    reader: impl Read,
+    path: &Path,
+    delimiter: u8,
+    orientation: Orientation,
+) -> Result<ExpressionMatrix, TextError> {
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .has_headers(false)
         .flexible(true)
-        .from_reader(open(path)?);
+        .from_reader(reader);
     let csv_error = |e: csv::Error| {
         let line = e.position().map_or(0, |p| p.line());
         bad(path, line, e.to_string())

@@ -2,8 +2,16 @@
 //!
 //! Typed adapters from `cellwright-data` to the [`Tool`] contract: [`GeneSetEnrichment`]
 //! (over-representation against the catalogue's gene-set collections) and [`NetworkInfo`]
-//! (nodes, signed edges and attractors of the catalogue's Boolean models). Data sets are
-//! fetched into the cache on first use.
+//! (nodes, signed edges and attractors of the catalogue's Boolean models), [`LoadDataset`]
+//! and [`DescribeDataset`] (expression data: shape, annotations, top and marker genes).
+//! Data sets are fetched into the cache on first use.
+
+mod expression;
+
+pub use expression::{
+    DatasetDescription, DatasetSummary, DescribeDataset, DescribeDatasetArgs, LoadDataset,
+    LoadDatasetArgs, LoadedDatasets,
+};
 
 use std::collections::HashMap;
 use std::path::PathBuf;

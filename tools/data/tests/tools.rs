@@ -4,7 +4,8 @@
 
 use cellwright_core::{Tool, ToolCtx, ToolError};
 use cellwright_tools_data::{
-    CollectionName, GeneSetEnrichment, GeneSetEnrichmentArgs, NetworkInfo, NetworkInfoArgs,
+    CollectionName, DescribeDataset, GeneSetEnrichment, GeneSetEnrichmentArgs, LoadDataset,
+    LoadedDatasets, NetworkInfo, NetworkInfoArgs,
 };
 
 fn network(model: &str, node: Option<&str>, knockouts: &[&str]) -> NetworkInfoArgs {
@@ -112,4 +113,98 @@ async fn enrichment_finds_the_pathway_and_names_unknown_genes() {
         .await
         .unwrap_err();
     assert!(matches!(err, ToolError::InvalidArgs { .. }), "{err}");
+}
+
+fn args<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
+    serde_json::from_value(v).unwrap()
+}
+
+#[tokio::test]
+async fn a_loaded_data_set_is_described_with_the_markers_biology_expects() {
+    let ctx = ToolCtx::detached(0);
+    let loaded = LoadedDatasets::default();
+    let summary = LoadDataset(loaded.clone())
+        .call(&ctx, args(serde_json::json!({"source": "pbmc68k_reduced"})))
+        .await
+        .unwrap();
+    assert_eq!((summary.cells, summary.genes), (700, 765));
+    assert_eq!(summary.layers, ["raw"]);
+    assert_eq!(summary.embeddings, ["X_pca", "X_umap"]);
+    let labels = summary
+        .cell_annotations
+        .iter()
+        .find(|a| a.name == "bulk_labels")
+        .unwrap();
+    assert_eq!(labels.kind, "categorical");
+    assert_eq!(labels.categories.len(), 10);
+    let counted: usize = labels.categories.iter().map(|c| c.cells).sum();
+    assert_eq!(counted, 700);
+
+    let described = DescribeDataset(loaded.clone())
+        .call(
+            &ctx,
+            args(serde_json::json!({"name": "pbmc68k_reduced", "group_by": "bulk_labels", "top": 10})),
+        )
+        .await
+        .unwrap();
+    assert!(
+        described.values.starts_with("the raw layer"),
+        "{}",
+        described.values
+    );
+    assert_eq!(described.top_expressed.len(), 10);
+    assert_eq!(described.most_variable.len(), 10);
+    let markers = |group: &str| -> Vec<String> {
+        described
+            .markers
+            .iter()
+            .find(|m| m.group == group)
+            .unwrap()
+            .genes
+            .iter()
+            .map(|g| g.gene.clone())
+            .collect()
+    };
+    // Textbook markers: B cells carry the CD79 complex, monocytes lysozyme and S100A8/9.
+    let b = markers("CD19+ B");
+    assert!(
+        b.iter().any(|g| g.starts_with("CD79") || g == "MS4A1"),
+        "{b:?}"
+    );
+    let mono = markers("CD14+ Monocyte");
+    assert!(
+        mono.iter()
+            .any(|g| ["LYZ", "S100A8", "S100A9", "FCN1"].contains(&g.as_str())),
+        "{mono:?}"
+    );
+
+    let err = DescribeDataset(loaded.clone())
+        .call(
+            &ctx,
+            args(serde_json::json!({"name": "pbmc68k_reduced", "group_by": "bulk_label"})),
+        )
+        .await
+        .unwrap_err();
+    match err {
+        ToolError::NotFound {
+            name, suggestions, ..
+        } => {
+            assert_eq!(name, "bulk_label");
+            assert_eq!(suggestions[0], "bulk_labels");
+        }
+        other => panic!("{other:?}"),
+    }
+    match LoadDataset(loaded)
+        .call(&ctx, args(serde_json::json!({"source": "pbmc68k"})))
+        .await
+        .unwrap_err()
+    {
+        ToolError::NotFound { suggestions, .. } => {
+            assert!(
+                suggestions.contains(&"pbmc68k_reduced".to_owned()),
+                "{suggestions:?}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
 }

@@ -1,5 +1,6 @@
 //! `cellwright bench <area>`: each measures a peer in the same run and reports ratios.
 
+mod data;
 mod models;
 mod runtime;
 
@@ -24,6 +25,8 @@ pub enum BenchCommand {
     /// The embedded model's tool choice on labelled requests, with and without the grammar
     /// and the router (no peer: the variants are the comparison).
     Tools(BenchArgs),
+    /// .h5ad reads vs Python's anndata on the same files; enrichment vs scipy.
+    Data(BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -45,6 +48,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<u8> {
         BenchCommand::Llm(args) => tokio::task::block_in_place(|| models::llm(args)),
         BenchCommand::Embedder(args) => tokio::task::block_in_place(|| models::embedder(args)),
         BenchCommand::Tools(args) => models::tool_choice(args).await,
+        BenchCommand::Data(args) => tokio::task::block_in_place(|| data::run(args)),
     }
 }
 

@@ -202,6 +202,13 @@ fn broken_files_give_typed_errors_and_no_partial_output() {
         m.validate().unwrap();
     }
 
+    // Found by `cargo fuzz`: a dataspace claiming ~2^61 values must not be allocated for.
+    let huge = crate::workspace_file("tests/data/h5ad/huge_dataspace.h5ad");
+    match h5ad::read(&huge) {
+        Err(e @ H5adError::Format { .. }) => assert!(e.to_string().contains("declares"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+
     // A write that fails leaves the old file as it was and no partial file beside it.
     let mut bad = every_kind(CompressedStorage::CSR);
     bad.obs.push(("short".into(), Column::Int(vec![1, 2, 3])));

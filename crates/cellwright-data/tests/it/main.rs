@@ -35,3 +35,10 @@ pub fn expected() -> serde_json::Value {
 pub fn close(a: f64, b: f64, tol: f64) -> bool {
     (a - b).abs() <= tol * a.abs().max(b.abs()).max(1.0)
 }
+
+/// A file of the repository, by its path from the workspace root.
+pub fn workspace_file(path: &str) -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path)
+}

@@ -157,6 +157,12 @@ fn malformed_text_names_the_file_and_line() {
             "more entries than the 1 declared",
         ),
         (&format!("{head}2 2 99999999999999\n1 1 1\n"), 3, "declared"),
+        // Found by `cargo fuzz`: a size line claiming 3e16 rows.
+        (
+            &format!("{head}33333333333333339 2 1\n2 2 7\n"),
+            2,
+            "beyond the 2^31",
+        ),
     ] {
         let (line, message) = line_of(mtx(text).unwrap_err());
         assert_eq!(line, want_line, "{text:?}: {message}");
