@@ -441,6 +441,17 @@ impl BooleanNetwork {
             }
         }
         let count = count.ok_or_else(|| error(1, "no `.v` line giving the node count".into()))?;
+        // Every node needs a label line, so a larger count cannot be right (and must not be
+        // allocated for).
+        if count > labels.len() {
+            return Err(error(
+                1,
+                format!(
+                    "`.v` declares {count} nodes but {} have `.l` labels",
+                    labels.len()
+                ),
+            ));
+        }
         let mut names: Vec<String> = Vec::with_capacity(count);
         let mut seen = HashMap::new();
         for i in 1..=count {
@@ -929,6 +940,14 @@ mod tests {
     fn multibyte_whitespace_in_a_rule_is_read_not_a_panic() {
         let net = BooleanNetwork::parse_bnet("targets, factors\nA, !\u{85}A\u{a0}& A\n", "w.bnet");
         assert!(net.is_ok(), "{net:?}");
+    }
+
+    /// Found by `cargo fuzz`: a node count far beyond the labels given.
+    #[test]
+    fn a_node_count_beyond_the_labels_is_an_error() {
+        let text = ".v 536666666666666666\n.l 1 A\n";
+        let err = BooleanNetwork::parse_cell_collective(text, "c.txt").unwrap_err();
+        assert!(err.to_string().contains("declares"), "{err}");
     }
 
     const TOY: &str = "# a toy\ntargets, factors\nA, A\nB, A & !C\nC, B | (A & C)\n";

@@ -167,9 +167,14 @@ impl Collection {
     /// every gene of the collection). Query genes outside the background are reported, not
     /// tested; sets with no gene in the background are not tested.
     pub fn enrich<S: AsRef<str>>(&self, query: &[S], background: Option<&[S]>) -> EnrichmentReport {
+        let whole = background.is_none();
         let background: HashSet<&str> = match background {
             Some(b) => b.iter().map(AsRef::as_ref).collect(),
-            None => self.genes().into_iter().collect(),
+            None => self
+                .sets
+                .iter()
+                .flat_map(|s| s.genes.iter().map(String::as_str))
+                .collect(),
         };
         let mut unknown = BTreeSet::new();
         let mut tested_query = HashSet::new();
@@ -185,21 +190,35 @@ impl Collection {
         let mut results = Vec::new();
         let mut tested = 0;
         for set in &self.sets {
-            let size = set
-                .genes
-                .iter()
-                .filter(|g| background.contains(g.as_str()))
-                .count();
+            // Against the whole collection every gene of the set is in the background.
+            let size = if whole {
+                set.genes.len()
+            } else {
+                set.genes
+                    .iter()
+                    .filter(|g| background.contains(g.as_str()))
+                    .count()
+            };
             if size == 0 {
                 continue;
             }
             tested += 1;
-            let overlap: Vec<String> = set
-                .genes
-                .iter()
-                .filter(|g| tested_query.contains(g.as_str()))
-                .cloned()
-                .collect();
+            // Walk the smaller side: a query is usually shorter than a set.
+            let overlap: Vec<String> = if tested_query.len() < set.genes.len() {
+                let mut hits: Vec<String> = tested_query
+                    .iter()
+                    .filter(|g| set.genes.contains(**g))
+                    .map(|g| (*g).to_owned())
+                    .collect();
+                hits.sort_unstable();
+                hits
+            } else {
+                set.genes
+                    .iter()
+                    .filter(|g| tested_query.contains(g.as_str()))
+                    .cloned()
+                    .collect()
+            };
             if overlap.is_empty() {
                 continue;
             }
