@@ -5,7 +5,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use cellwright_core::{Budgets, CancelToken, ChatModel, RunId, RunStatus, TraceEvent, TraceStore};
+use cellwright_core::{
+    Budgets, CancelToken, ChatModel, Progress, RunId, RunStatus, TraceEvent, TraceStore,
+};
 use cellwright_llm::ScriptedModel;
 use cellwright_llm::embedded::{self, MINILM, SMOLLM2};
 use cellwright_runtime::{Agent, AgentConfig, RunObserver, RunOutcome};
@@ -172,7 +174,8 @@ fn build_agent(
         Arc::clone(store) as Arc<dyn TraceStore>,
         config,
     )
-    .with_observer(Arc::clone(&display) as Arc<dyn RunObserver>);
+    .with_observer(Arc::clone(&display) as Arc<dyn RunObserver>)
+    .with_progress(Arc::clone(&display) as Arc<dyn Progress>);
     Ok((agent, display))
 }
 
@@ -241,6 +244,15 @@ impl LiveDisplay {
     fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
+        }
+    }
+}
+
+/// Tools' own progress (a first-use fetch, say) on the spinner line.
+impl Progress for LiveDisplay {
+    fn report(&self, done: u64, total: Option<u64>, message: &str) {
+        if let Some(bar) = &self.bar {
+            progress::show_on(bar, done, total, message);
         }
     }
 }

@@ -39,3 +39,21 @@ impl Progress for FetchBar {
         self.0.set_message(message.to_owned());
     }
 }
+
+/// Shows a progress report on a spinner line: the message and, when the total is known, the
+/// share done. Tools report this way (a first-use fetch, say) while the spinner runs.
+pub fn show_on(bar: &ProgressBar, done: u64, total: Option<u64>, message: &str) {
+    bar.set_message(match total {
+        Some(total) if total > 0 => format!("{message} ({}%)", done.min(total) * 100 / total),
+        _ => message.to_owned(),
+    });
+}
+
+/// Tool progress on a spinner of its own, for calls made outside a run.
+pub struct SpinnerProgress(pub ProgressBar);
+
+impl Progress for SpinnerProgress {
+    fn report(&self, done: u64, total: Option<u64>, message: &str) {
+        show_on(&self.0, done, total, message);
+    }
+}

@@ -1,9 +1,13 @@
 //! `cellwright tools list|call`.
 
+use std::io::IsTerminal;
+use std::sync::Arc;
+
 use cellwright_core::{ToolCtx, ToolError};
 use clap::Subcommand;
 use serde_json::json;
 
+use crate::progress::{self, SpinnerProgress};
 use crate::{Globals, exit, registry};
 
 #[derive(Debug, Subcommand)]
@@ -44,11 +48,19 @@ pub async fn run(globals: &Globals, cmd: ToolsCommand) -> anyhow::Result<u8> {
             Ok(0)
         }
         ToolsCommand::Call { name, args, seed } => {
-            let ctx = ToolCtx::detached(seed);
+            let mut ctx = ToolCtx::detached(seed);
+            let spinner = std::io::stderr().is_terminal().then(progress::spinner);
+            if let Some(bar) = &spinner {
+                bar.set_message(format!("running {name}"));
+                ctx.progress = Arc::new(SpinnerProgress(bar.clone()));
+            }
             let result = match registry.parse_arguments(&name, &args) {
                 Ok(value) => registry.call(&ctx, &name, value).await,
                 Err(e) => Err(e),
             };
+            if let Some(bar) = spinner {
+                bar.finish_and_clear();
+            }
             match result {
                 Ok(output) => {
                     println!("{}", serde_json::to_string_pretty(&output)?);

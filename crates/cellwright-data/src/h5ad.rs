@@ -10,6 +10,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::{Mutex, mpsc};
+use std::time::Duration;
 
 use hdf5::types::{CompoundType, FloatSize, IntSize, TypeDescriptor, VarLenAscii, VarLenUnicode};
 use hdf5::{Container, Dataset, File, Group, Location};
@@ -46,6 +48,42 @@ pub enum H5adError {
         #[source]
         source: std::io::Error,
     },
+    /// libhdf5 did not return within the deadline. It loops forever on some corrupt files
+    /// and cannot be interrupted; the thread it runs on is abandoned.
+    #[error(
+        "{path}: libhdf5 did not finish reading it within {after:?}; the file is probably \
+         corrupt. libhdf5 cannot be interrupted, so this process cannot read or write .h5ad \
+         files any more"
+    )]
+    Stuck { path: PathBuf, after: Duration },
+    /// An earlier read left libhdf5 stuck (holding its global lock), so no call into it
+    /// would return.
+    #[error(
+        "{path}: cannot use libhdf5: it has been stuck since reading {stuck_on}; restart to \
+         read or write .h5ad files again"
+    )]
+    Unavailable { path: PathBuf, stuck_on: PathBuf },
+}
+
+/// The file whose read left libhdf5 stuck, once one has.
+static STUCK_ON: Mutex<Option<PathBuf>> = Mutex::new(None);
+
+fn check_available(path: &Path) -> std::result::Result<(), H5adError> {
+    let stuck = STUCK_ON.lock().unwrap_or_else(|e| e.into_inner());
+    match &*stuck {
+        Some(stuck_on) => Err(H5adError::Unavailable {
+            path: path.to_path_buf(),
+            stuck_on: stuck_on.clone(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// How long [`read`] waits: a minute, plus a second per 20 MB of file (reads run at
+/// hundreds of MB/s, so only a read that has stopped making progress comes near it).
+pub fn default_deadline(path: &Path) -> Duration {
+    let bytes = std::fs::metadata(path).map_or(0, |m| m.len());
+    Duration::from_secs(60) + Duration::from_secs(bytes / 20_000_000)
 }
 
 /// Errors without the file name, which [`read`] and [`write`] add.
@@ -91,8 +129,46 @@ fn format<T>(object: &str, message: impl Into<String>) -> Result<T> {
     Err(Fault::Format(object.to_owned(), message.into()))
 }
 
-/// Reads an `.h5ad` file.
+/// Reads an `.h5ad` file, giving up after [`default_deadline`].
 pub fn read(path: &Path) -> std::result::Result<ExpressionMatrix, H5adError> {
+    read_within(path, default_deadline(path))
+}
+
+/// Reads an `.h5ad` file on a thread of its own and waits at most `deadline` for it: a
+/// corrupt file can send libhdf5 into an endless loop, and this returns
+/// [`H5adError::Stuck`] rather than hanging the caller. Later reads and writes then fail at
+/// once with [`H5adError::Unavailable`].
+pub fn read_within(
+    path: &Path,
+    deadline: Duration,
+) -> std::result::Result<ExpressionMatrix, H5adError> {
+    check_available(path)?;
+    let (tx, rx) = mpsc::sync_channel(1);
+    let owned = path.to_path_buf();
+    std::thread::Builder::new()
+        .name("h5ad-read".into())
+        .spawn(move || {
+            // The receiver is gone only when the caller gave up waiting.
+            let _ = tx.send(read_now(&owned));
+        })
+        .map_err(|source| H5adError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    match rx.recv_timeout(deadline) {
+        Ok(result) => result,
+        Err(_) => {
+            let mut stuck = STUCK_ON.lock().unwrap_or_else(|e| e.into_inner());
+            stuck.get_or_insert_with(|| path.to_path_buf());
+            Err(H5adError::Stuck {
+                path: path.to_path_buf(),
+                after: deadline,
+            })
+        }
+    }
+}
+
+fn read_now(path: &Path) -> std::result::Result<ExpressionMatrix, H5adError> {
     // libhdf5 reads anything; say plainly when the file is not HDF5 at all.
     let mut magic = [0u8; 8];
     let is_hdf5 = std::fs::File::open(path)
@@ -577,6 +653,7 @@ fn read_obsm(file: &File, cells: usize) -> Result<BTreeMap<String, Array2<f32>>>
 /// Writes `m` in the current AnnData layout (encoding version 0.1.0), replacing `path`
 /// only once the whole file is written.
 pub fn write(m: &ExpressionMatrix, path: &Path) -> std::result::Result<(), H5adError> {
+    check_available(path)?;
     m.validate().map_err(|source| H5adError::Matrix {
         path: path.to_path_buf(),
         source,

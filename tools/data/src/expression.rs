@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use cellwright_core::{CancelToken, Progress, Tool, ToolCtx, ToolError, closest_matches};
+use cellwright_core::{Tool, ToolCtx, ToolError, closest_matches};
 use cellwright_data::catalogue::{CATALOGUE, Kind};
 use cellwright_data::load::read_expression;
 use cellwright_data::matrix::{Column, ExpressionMatrix};
@@ -34,8 +34,7 @@ impl LoadedDatasets {
         &self,
         source: &str,
         orientation: Orientation,
-        progress: &dyn Progress,
-        cancel: &CancelToken,
+        ctx: &ToolCtx,
     ) -> Result<Arc<ExpressionMatrix>, ToolError> {
         if let Some(m) = self.get(source) {
             return Ok(m);
@@ -44,7 +43,7 @@ impl LoadedDatasets {
             .iter()
             .find(|d| d.name == source && d.kind == Kind::Expression)
         {
-            Some(d) => d.fetch(progress, cancel)?.remove(0),
+            Some(d) => d.fetch(&*ctx.progress, &ctx.cancel)?.remove(0),
             None if Path::new(source).exists() => PathBuf::from(source),
             None => {
                 let mut names: Vec<String> = self.lock().keys().cloned().collect();
@@ -180,14 +179,14 @@ impl Tool for LoadDataset {
     }
 
     async fn call(&self, ctx: &ToolCtx, args: Self::Args) -> Result<Self::Output, ToolError> {
-        let (loaded, cancel, progress) = (self.0.clone(), ctx.cancel.clone(), ctx.progress.clone());
+        let (loaded, ctx) = (self.0.clone(), ctx.clone());
         off_async(move || {
             let orientation = if args.cells_by_genes {
                 Orientation::CellsByGenes
             } else {
                 Orientation::GenesByCells
             };
-            let m = loaded.load(&args.source, orientation, &*progress, &cancel)?;
+            let m = loaded.load(&args.source, orientation, &ctx)?;
             Ok(summarise(&args.source, &m))
         })
         .await
@@ -391,9 +390,9 @@ impl Tool for DescribeDataset {
     }
 
     async fn call(&self, ctx: &ToolCtx, args: Self::Args) -> Result<Self::Output, ToolError> {
-        let (loaded, cancel, progress) = (self.0.clone(), ctx.cancel.clone(), ctx.progress.clone());
+        let (loaded, ctx) = (self.0.clone(), ctx.clone());
         off_async(move || {
-            let m = loaded.load(&args.name, Orientation::GenesByCells, &*progress, &cancel)?;
+            let m = loaded.load(&args.name, Orientation::GenesByCells, &ctx)?;
             describe(&args.name, &m, args.group_by.as_deref(), args.top as usize)
         })
         .await

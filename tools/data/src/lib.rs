@@ -17,9 +17,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use cellwright_core::{
-    ArgIssue, CancelToken, NoProgress, Tool, ToolCtx, ToolError, closest_matches,
-};
+use cellwright_core::{ArgIssue, Tool, ToolCtx, ToolError, closest_matches};
 use cellwright_data::boolean::{BooleanNetwork, Sign};
 use cellwright_data::catalogue;
 use cellwright_data::genesets::{Collection as GeneSets, Enrichment};
@@ -27,8 +25,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// The catalogue's files of `dataset`, fetched on first use.
-fn dataset_files(dataset: &str, cancel: &CancelToken) -> Result<Vec<PathBuf>, ToolError> {
-    Ok(catalogue::find(dataset)?.fetch(&NoProgress, cancel)?)
+fn dataset_files(dataset: &str, ctx: &ToolCtx) -> Result<Vec<PathBuf>, ToolError> {
+    Ok(catalogue::find(dataset)?.fetch(&*ctx.progress, &ctx.cancel)?)
 }
 
 /// Runs `work` on a blocking thread: fetches and whole-state-space searches take seconds,
@@ -114,16 +112,12 @@ pub struct GeneSetEnrichmentOutput {
 }
 
 impl GeneSetEnrichment {
-    fn collection(
-        &self,
-        name: CollectionName,
-        cancel: &CancelToken,
-    ) -> Result<Arc<GeneSets>, ToolError> {
+    fn collection(&self, name: CollectionName, ctx: &ToolCtx) -> Result<Arc<GeneSets>, ToolError> {
         let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(sets) = loaded.get(&name) {
             return Ok(sets.clone());
         }
-        let files = dataset_files("gene-sets", cancel)?;
+        let files = dataset_files("gene-sets", ctx)?;
         let path = files
             .iter()
             .find(|f| f.ends_with(name.file()))
@@ -136,9 +130,9 @@ impl GeneSetEnrichment {
     fn run(
         &self,
         args: GeneSetEnrichmentArgs,
-        cancel: &CancelToken,
+        ctx: &ToolCtx,
     ) -> Result<GeneSetEnrichmentOutput, ToolError> {
-        let sets = self.collection(args.collection, cancel)?;
+        let sets = self.collection(args.collection, ctx)?;
         let genes: Vec<String> = args.genes.iter().map(|g| g.trim().to_uppercase()).collect();
         let background = args.background.map(|b| {
             b.iter()
@@ -190,8 +184,8 @@ impl Tool for GeneSetEnrichment {
     }
 
     async fn call(&self, ctx: &ToolCtx, args: Self::Args) -> Result<Self::Output, ToolError> {
-        let (this, cancel) = (self.clone(), ctx.cancel.clone());
-        off_async(move || this.run(args, &cancel)).await
+        let (this, ctx) = (self.clone(), ctx.clone());
+        off_async(move || this.run(args, &ctx)).await
     }
 }
 
@@ -261,10 +255,10 @@ fn on_nodes(net: &BooleanNetwork, state: u64) -> Vec<String> {
 
 impl NetworkInfo {
     /// The model named `name` and where it came from.
-    fn find(name: &str, cancel: &CancelToken) -> Result<(BooleanNetwork, String), ToolError> {
+    fn find(name: &str, ctx: &ToolCtx) -> Result<(BooleanNetwork, String), ToolError> {
         let mut names = Vec::new();
         for dataset in ["pyboolnet-models", "cell-collective-models"] {
-            for path in dataset_files(dataset, cancel)? {
+            for path in dataset_files(dataset, ctx)? {
                 let stem = path
                     .file_stem()
                     .map(|s| s.to_string_lossy().into_owned())
@@ -283,8 +277,8 @@ impl NetworkInfo {
         })
     }
 
-    fn run(args: NetworkInfoArgs, cancel: &CancelToken) -> Result<NetworkInfoOutput, ToolError> {
-        let (mut net, source) = Self::find(args.model.trim(), cancel)?;
+    fn run(args: NetworkInfoArgs, ctx: &ToolCtx) -> Result<NetworkInfoOutput, ToolError> {
+        let (mut net, source) = Self::find(args.model.trim(), ctx)?;
         let unknown_node = |name: &str, net: &BooleanNetwork| ToolError::NotFound {
             what: format!("node of {}", args.model),
             name: name.to_owned(),
@@ -363,7 +357,7 @@ impl Tool for NetworkInfo {
     }
 
     async fn call(&self, ctx: &ToolCtx, args: Self::Args) -> Result<Self::Output, ToolError> {
-        let cancel = ctx.cancel.clone();
-        off_async(move || Self::run(args, &cancel)).await
+        let ctx = ctx.clone();
+        off_async(move || Self::run(args, &ctx)).await
     }
 }

@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use cellwright_core::{CancelToken, NoProgress, Tool, ToolCtx, ToolError};
+use cellwright_core::{Tool, ToolCtx, ToolError};
 use cellwright_data::catalogue;
 use cellwright_data::genedb::{Annotation, Aspect, Gene, GeneDb, GeneDbError, TermGenes};
 use cellwright_data::regulons::{RegulonError, Regulons};
@@ -20,9 +20,9 @@ use tokio::sync::OnceCell;
 
 /// The one file of catalogue data set `name`, fetched if need be. It blocks (a package client
 /// may run for minutes): call it off the async workers.
-fn catalogue_file(name: &str, cancel: &CancelToken) -> Result<std::path::PathBuf, ToolError> {
+fn catalogue_file(name: &str, ctx: &ToolCtx) -> Result<std::path::PathBuf, ToolError> {
     catalogue::find(name)?
-        .fetch(&NoProgress, cancel)?
+        .fetch(&*ctx.progress, &ctx.cancel)?
         .into_iter()
         .next()
         .ok_or_else(|| ToolError::Failed {
@@ -36,13 +36,13 @@ fn catalogue_file(name: &str, cancel: &CancelToken) -> Result<std::path::PathBuf
 pub struct GeneDbHandle(Arc<OnceCell<GeneDb>>);
 
 impl GeneDbHandle {
-    async fn get(&self, cancel: &CancelToken) -> Result<&GeneDb, ToolError> {
+    async fn get(&self, ctx: &ToolCtx) -> Result<&GeneDb, ToolError> {
         self.0
             .get_or_try_init(|| async {
                 // Fetching runs package clients for up to minutes: not on an async worker.
-                let cancel = cancel.clone();
+                let ctx = ctx.clone();
                 let paths = tokio::task::spawn_blocking(move || {
-                    ["org.Hs.eg.db", "GO.db"].map(|name| catalogue_file(name, &cancel))
+                    ["org.Hs.eg.db", "GO.db"].map(|name| catalogue_file(name, &ctx))
                 })
                 .await
                 .map_err(|e| ToolError::Failed {
@@ -100,7 +100,7 @@ impl Tool for LookupGene {
     }
 
     async fn call(&self, ctx: &ToolCtx, args: Self::Args) -> Result<Self::Output, ToolError> {
-        let db = self.0.get(&ctx.cancel).await?;
+        let db = self.0.get(ctx).await?;
         db.lookup(&args.query).await.map_err(tool_error)
     }
 }
@@ -148,7 +148,7 @@ impl Tool for GoTerms {
     }
 
     async fn call(&self, ctx: &ToolCtx, args: Self::Args) -> Result<Self::Output, ToolError> {
-        let db = self.0.get(&ctx.cancel).await?;
+        let db = self.0.get(ctx).await?;
         let aspects: &[Aspect] = match args.aspect {
             AspectChoice::BiologicalProcess => &[Aspect::BiologicalProcess],
             AspectChoice::MolecularFunction => &[Aspect::MolecularFunction],
@@ -188,7 +188,7 @@ impl Tool for GenesForTerm {
     }
 
     async fn call(&self, ctx: &ToolCtx, args: Self::Args) -> Result<Self::Output, ToolError> {
-        let db = self.0.get(&ctx.cancel).await?;
+        let db = self.0.get(ctx).await?;
         db.genes_for_term(&args.term).await.map_err(tool_error)
     }
 }
@@ -198,14 +198,14 @@ impl Tool for GenesForTerm {
 pub struct RegulonsHandle(Arc<OnceCell<Regulons>>);
 
 impl RegulonsHandle {
-    async fn get(&self, cancel: &CancelToken) -> Result<&Regulons, ToolError> {
+    async fn get(&self, ctx: &ToolCtx) -> Result<&Regulons, ToolError> {
         self.0
             .get_or_try_init(|| async {
                 // Fetching runs a package client and reading parses 1.6 MB: not on an async
                 // worker.
-                let cancel = cancel.clone();
+                let ctx = ctx.clone();
                 tokio::task::spawn_blocking(move || {
-                    let path = catalogue_file("pathway-commons-regulons", &cancel)?;
+                    let path = catalogue_file("pathway-commons-regulons", &ctx)?;
                     Regulons::read(&path).map_err(regulon_error)
                 })
                 .await
@@ -276,7 +276,7 @@ impl Tool for TfTargets {
     }
 
     async fn call(&self, ctx: &ToolCtx, args: Self::Args) -> Result<Self::Output, ToolError> {
-        let regulons = self.0.get(&ctx.cancel).await?;
+        let regulons = self.0.get(ctx).await?;
         let edges = regulons.targets_of(&args.tf).map_err(regulon_error)?;
         let limit = args.limit.map_or(200, |n| n as usize);
         Ok(TfTargetsOutput {
@@ -329,7 +329,7 @@ impl Tool for RegulatorsOf {
     }
 
     async fn call(&self, ctx: &ToolCtx, args: Self::Args) -> Result<Self::Output, ToolError> {
-        let regulons = self.0.get(&ctx.cancel).await?;
+        let regulons = self.0.get(ctx).await?;
         let edges = regulons.regulators_of(&args.gene).map_err(regulon_error)?;
         Ok(RegulatorsOfOutput {
             gene: edges
