@@ -190,10 +190,15 @@ fn read_now(path: &Path) -> std::result::Result<ExpressionMatrix, H5adError> {
 }
 
 fn read_file(file: &File) -> Result<ExpressionMatrix> {
-    let x = read_matrix(file, "X")?;
+    // X's large arrays arrive on threads of their own while libhdf5 reads the annotations.
+    let (x, cells, obs, genes, var) = std::thread::scope(|scope| {
+        let x = start_matrix(scope, file, "X")?;
+        let (n, g) = x.shape();
+        let (cells, obs) = read_frame(file, "obs", n)?;
+        let (genes, var) = read_frame(file, "var", g)?;
+        Ok::<_, Fault>((x.finish()?, cells, obs, genes, var))
+    })?;
     let (n, g) = x.shape();
-    let (cells, obs) = read_frame(file, "obs", n)?;
-    let (genes, var) = read_frame(file, "var", g)?;
     let mut m = ExpressionMatrix::new(x, cells, genes)?;
     m.obs = obs;
     m.var = var;
@@ -256,17 +261,98 @@ fn encoding(loc: &Location) -> Option<String> {
 
 /// A matrix stored as a dataset (dense) or a sparse group.
 fn read_matrix(parent: &Group, name: &str) -> Result<Values> {
+    std::thread::scope(|scope| start_matrix(scope, parent, name)?.finish())
+}
+
+/// A matrix whose shape is known and whose large arrays may still be arriving.
+enum Pending<'scope> {
+    Dense {
+        object: String,
+        shape: (usize, usize),
+        values: Arriving<'scope, f32>,
+    },
+    Sparse {
+        storage: CompressedStorage,
+        shape: (usize, usize),
+        indptr: Vec<usize>,
+        indices: Arriving<'scope, u32>,
+        data: Arriving<'scope, f32>,
+    },
+}
+
+/// An array read already, or being read straight from the file on a thread of its own.
+enum Arriving<'scope, T> {
+    Read(Vec<T>),
+    Reading(std::thread::ScopedJoinHandle<'scope, Result<Vec<T>>>),
+}
+
+impl<T> Arriving<'_, T> {
+    fn wait(self) -> Result<Vec<T>> {
+        match self {
+            Arriving::Read(v) => Ok(v),
+            Arriving::Reading(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+        }
+    }
+}
+
+impl Pending<'_> {
+    fn shape(&self) -> (usize, usize) {
+        match self {
+            Pending::Dense { shape, .. } | Pending::Sparse { shape, .. } => *shape,
+        }
+    }
+
+    fn finish(self) -> Result<Values> {
+        match self {
+            Pending::Dense {
+                object,
+                shape,
+                values,
+            } => Array2::from_shape_vec(shape, values.wait()?)
+                .map(Values::Dense)
+                .or_else(|e| format(&object, e.to_string())),
+            Pending::Sparse {
+                storage,
+                shape,
+                indptr,
+                indices,
+                data,
+            } => {
+                let (indices, data) = (indices.wait()?, data.wait()?);
+                Ok(Values::sparse(storage, shape, indptr, indices, data)?)
+            }
+        }
+    }
+}
+
+/// Starts reading a matrix: its metadata through libhdf5 now, and its large arrays, where
+/// they lie contiguous and unfiltered in the file, on threads of `scope`.
+fn start_matrix<'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    parent: &Group,
+    name: &str,
+) -> Result<Pending<'scope>> {
     let object = name;
     if let Ok(ds) = parent.dataset(name) {
         check_size(&ds, object)?;
-        let shape = ds.shape();
-        if shape.len() != 2 {
+        let &[rows, cols] = &ds.shape()[..] else {
             return format(
                 object,
-                format!("a matrix must have 2 dimensions, found {}", shape.len()),
+                format!(
+                    "a matrix must have 2 dimensions, found {}",
+                    ds.shape().len()
+                ),
             );
-        }
-        return Ok(Values::Dense(h5(object, ds.read_2d::<f32>())?));
+        };
+        let values = match direct::extent(&ds, object, TypeDescriptor::Float(FloatSize::U4))? {
+            Some(extent) => Arriving::Reading(scope.spawn(move || extent.read())),
+            None => Arriving::Read(h5(object, ds.read_raw::<f32>())?),
+        };
+        return Ok(Pending::Dense {
+            object: object.to_owned(),
+            shape: (rows, cols),
+            values,
+        });
     }
     let group = h5(object, parent.group(name))?;
     let storage = match encoding(&group).as_deref() {
@@ -285,19 +371,122 @@ fn read_matrix(parent: &Group, name: &str) -> Result<Values> {
         );
     };
     let (rows, cols) = (to_usize(object, rows)?, to_usize(object, cols)?);
-    let data = h5(
-        object,
-        open_dataset(&group, "data", object)?.read_raw::<f32>(),
-    )?;
-    let indices = read_indices(&group, "indices", object)?;
-    let indptr = read_indices(&group, "indptr", object)?;
-    Ok(Values::sparse(
+
+    let ds = open_dataset(&group, "data", object)?;
+    let data = match direct::extent(&ds, object, TypeDescriptor::Float(FloatSize::U4))? {
+        Some(extent) => Arriving::Reading(scope.spawn(move || extent.read())),
+        None => Arriving::Read(h5(object, ds.read_raw::<f32>())?),
+    };
+    let ds = open_dataset(&group, "indices", object)?;
+    let at = format!("{object}/indices");
+    let signed = direct::extent(&ds, &at, TypeDescriptor::Integer(IntSize::U4))?;
+    let unsigned = direct::extent(&ds, &at, TypeDescriptor::Unsigned(IntSize::U4))?;
+    let indices = match (signed, unsigned) {
+        // int32 read as u32: a negative value shows as one of 2^31 or more.
+        (Some(extent), _) => Arriving::Reading(scope.spawn(move || {
+            let v: Vec<u32> = extent.read()?;
+            match v.iter().find(|&&i| i > i32::MAX as u32) {
+                Some(&i) => format(&at, format!("negative value {}", i as i32)),
+                None => Ok(v),
+            }
+        })),
+        (None, Some(extent)) => Arriving::Reading(scope.spawn(move || extent.read())),
+        (None, None) => Arriving::Read(read_indices(&group, object)?),
+    };
+    Ok(Pending::Sparse {
         storage,
-        (rows, cols),
-        indptr,
+        shape: (rows, cols),
+        indptr: read_offsets(&group, object)?,
         indices,
         data,
-    )?)
+    })
+}
+
+/// Reading a dataset's values straight from the file, without libhdf5 (which serialises
+/// every call behind one lock) and into buffers backed by huge pages.
+mod direct {
+    use std::os::unix::fs::FileExt;
+    use std::path::PathBuf;
+
+    use hdf5::Dataset;
+    use hdf5::types::TypeDescriptor;
+
+    use super::{Result, format, h5};
+
+    /// Where `len` values of a dataset lie in its file.
+    pub(super) struct Extent {
+        path: PathBuf,
+        object: String,
+        offset: u64,
+        len: usize,
+    }
+
+    /// The extent of `ds` when its values can be read as they lie: stored contiguous, without
+    /// filters, as little-endian `want` on a little-endian machine, in a file without a user
+    /// block (so offsets count from the file's start), and wholly inside the file.
+    pub(super) fn extent(
+        ds: &Dataset,
+        object: &str,
+        want: TypeDescriptor,
+    ) -> Result<Option<Extent>> {
+        let dtype = h5(object, ds.dtype())?;
+        let plain = cfg!(target_endian = "little")
+            && dtype.to_descriptor().ok() == Some(want)
+            && dtype.byte_order() == hdf5::datatype::ByteOrder::LittleEndian
+            && ds.layout() == hdf5::dataset::Layout::Contiguous
+            && ds.filters().is_empty();
+        let file = h5(object, ds.file())?;
+        let (Some(offset), true, 0) = (ds.offset(), plain, file.userblock()) else {
+            return Ok(None);
+        };
+        let len = ds.size();
+        let bytes = (len as u64).saturating_mul(dtype.size() as u64);
+        if offset.saturating_add(bytes) > file.size() {
+            return format(
+                object,
+                format!("its {bytes} bytes at offset {offset} run past the end of the file"),
+            );
+        }
+        Ok(Some(Extent {
+            path: PathBuf::from(file.filename()),
+            object: object.to_owned(),
+            offset,
+            len,
+        }))
+    }
+
+    impl Extent {
+        pub(super) fn read<T: bytemuck::Pod>(self) -> Result<Vec<T>> {
+            let mut values = buffer::<T>(self.len);
+            std::fs::File::open(&self.path)
+                .and_then(|f| f.read_exact_at(bytemuck::cast_slice_mut(&mut values), self.offset))
+                .or_else(|e| format(&self.object, format!("reading its values: {e}")))?;
+            Ok(values)
+        }
+    }
+
+    /// A zeroed buffer of `len` values. A large one is first advised to transparent huge
+    /// pages, as numpy does for its arrays: filling 56 MB then takes dozens of page faults
+    /// rather than 14,000.
+    #[allow(unsafe_code)]
+    fn buffer<T: bytemuck::Pod>(len: usize) -> Vec<T> {
+        let mut values = vec![T::zeroed(); len];
+        #[cfg(target_os = "linux")]
+        {
+            const HUGE: usize = 2 << 20;
+            let start = values.as_mut_ptr() as usize;
+            let end = start + std::mem::size_of_val(values.as_slice());
+            let (from, to) = (start.next_multiple_of(HUGE), end / HUGE * HUGE);
+            if to > from {
+                // SAFETY: [from, to) lies inside `values`' allocation, which we own; the advice
+                // changes only how the kernel backs those pages, never their contents.
+                unsafe {
+                    libc::madvise(from as *mut libc::c_void, to - from, libc::MADV_HUGEPAGE);
+                }
+            }
+        }
+        values
+    }
 }
 
 /// Opens a dataset and checks that its declared size is plausible for the file it is in,
@@ -327,24 +516,65 @@ fn to_usize(object: &str, v: i64) -> Result<usize> {
     usize::try_from(v).or_else(|_| format(object, format!("negative size or index {v}")))
 }
 
-fn read_indices(group: &Group, name: &str, object: &str) -> Result<Vec<usize>> {
+/// A sparse group's integer dataset, read at its stored width: libhdf5 converts nothing
+/// for int32 (what scipy writes), and the sign checks below are single vectorised passes.
+enum Ints {
+    Signed(Vec<i32>),
+    Unsigned(Vec<u32>),
+    Wide(Vec<i64>),
+}
+
+fn read_ints(group: &Group, name: &str, object: &str) -> Result<(Ints, String)> {
     let ds = open_dataset(group, name, object)?;
     let at = format!("{object}/{name}");
-    let wide = matches!(
-        h5(&at, h5(&at, ds.dtype())?.to_descriptor())?,
-        TypeDescriptor::Integer(IntSize::U8) | TypeDescriptor::Unsigned(IntSize::U8)
-    );
-    // Check signs in one pass, then convert in a loop the compiler vectorises.
-    fn widen<T: Copy + Into<i64>>(values: Vec<T>, at: &str) -> Result<Vec<usize>> {
-        if let Some(&v) = values.iter().find(|&&v| v.into() < 0) {
-            return to_usize(at, v.into()).map(|_| Vec::new());
+    let ints = match h5(&at, h5(&at, ds.dtype())?.to_descriptor())? {
+        TypeDescriptor::Integer(IntSize::U8) | TypeDescriptor::Unsigned(IntSize::U8) => {
+            Ints::Wide(h5(&at, ds.read_raw::<i64>())?)
         }
-        Ok(values.into_iter().map(|v| v.into() as usize).collect())
+        TypeDescriptor::Unsigned(_) => Ints::Unsigned(h5(&at, ds.read_raw::<u32>())?),
+        _ => Ints::Signed(h5(&at, ds.read_raw::<i32>())?),
+    };
+    Ok((ints, at))
+}
+
+fn negative<T: Copy + Into<i64>>(values: &[T], at: &str) -> Result<()> {
+    match values.iter().find(|&&v| v.into() < 0) {
+        Some(&v) => format(at, format!("negative value {}", v.into())),
+        None => Ok(()),
     }
-    if wide {
-        widen(h5(&at, ds.read_raw::<i64>())?, &at)
-    } else {
-        widen(h5(&at, ds.read_raw::<i32>())?, &at)
+}
+
+/// `indices`: positions along the inner dimension, as `u32`.
+fn read_indices(group: &Group, object: &str) -> Result<Vec<u32>> {
+    match read_ints(group, "indices", object)? {
+        (Ints::Unsigned(v), _) => Ok(v),
+        (Ints::Signed(v), at) => {
+            negative(&v, &at)?;
+            // Same size and alignment: collected in place, no second buffer.
+            Ok(v.into_iter().map(|i| i as u32).collect())
+        }
+        (Ints::Wide(v), at) => {
+            negative(&v, &at)?;
+            if let Some(&i) = v.iter().find(|&&i| i > i64::from(u32::MAX)) {
+                return format(&at, format!("index {i} exceeds the u32 range"));
+            }
+            Ok(v.into_iter().map(|i| i as u32).collect())
+        }
+    }
+}
+
+/// `indptr`: offsets into `indices` and `data`, as `usize`.
+fn read_offsets(group: &Group, object: &str) -> Result<Vec<usize>> {
+    match read_ints(group, "indptr", object)? {
+        (Ints::Unsigned(v), _) => Ok(v.into_iter().map(|i| i as usize).collect()),
+        (Ints::Signed(v), at) => {
+            negative(&v, &at)?;
+            Ok(v.into_iter().map(|i| i as usize).collect())
+        }
+        (Ints::Wide(v), at) => {
+            negative(&v, &at)?;
+            Ok(v.into_iter().map(|i| i as usize).collect())
+        }
     }
 }
 
@@ -779,35 +1009,35 @@ fn write_matrix(parent: &Group, name: &str, values: &Values) -> Result<()> {
             let narrow =
                 s.nnz() <= i32::MAX as usize && s.rows().max(s.cols()) <= i32::MAX as usize;
             // int32 when it fits, as scipy writes them; int64 beyond.
+            let indices = s.indices().iter().map(|&i| i as usize);
+            let indptr = s.proper_indptr();
             if narrow {
-                write_index::<i32>(&group, object, s.indices(), &s.proper_indptr())?;
+                write_ints::<i32>(&group, object, "indices", indices)?;
+                write_ints::<i32>(&group, object, "indptr", indptr.iter().copied())
             } else {
-                write_index::<i64>(&group, object, s.indices(), &s.proper_indptr())?;
+                write_ints::<i64>(&group, object, "indices", indices)?;
+                write_ints::<i64>(&group, object, "indptr", indptr.iter().copied())
             }
-            Ok(())
         }
     }
 }
 
-/// Writes a sparse group's `indices` and `indptr` as integers of type `T`.
-fn write_index<T: hdf5::H5Type + TryFrom<usize>>(
+/// Writes a sparse group's integer dataset `name` as integers of type `T`.
+fn write_ints<T: hdf5::H5Type + TryFrom<usize>>(
     group: &Group,
     object: &str,
-    indices: &[usize],
-    indptr: &[usize],
+    name: &str,
+    values: impl Iterator<Item = usize>,
 ) -> Result<()> {
-    for (name, values) in [("indices", indices), ("indptr", indptr)] {
-        let values: Vec<T> = values
-            .iter()
-            .map(|&i| {
-                T::try_from(i).or_else(|_| format(object, format!("{name} value {i} does not fit")))
-            })
-            .collect::<Result<_>>()?;
-        h5(
-            object,
-            group.new_dataset_builder().with_data(&values).create(name),
-        )?;
-    }
+    let values: Vec<T> = values
+        .map(|i| {
+            T::try_from(i).or_else(|_| format(object, format!("{name} value {i} does not fit")))
+        })
+        .collect::<Result<_>>()?;
+    h5(
+        object,
+        group.new_dataset_builder().with_data(&values).create(name),
+    )?;
     Ok(())
 }
 

@@ -26,7 +26,7 @@ use faer::Mat;
 use ndarray::Array2;
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
-use sprs::{CompressedStorage, CsMat};
+use sprs::{CompressedStorage, CsMatI};
 
 /// Why a matrix could not be built or a selection made.
 #[derive(Debug, thiserror::Error)]
@@ -84,8 +84,12 @@ impl std::fmt::Display for Axis {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Values {
     Dense(Array2<f32>),
-    Sparse(CsMat<f32>),
+    Sparse(SparseMatrix),
 }
+
+/// Sparse values: `f32` with `u32` inner indices, as compact as AnnData's int32 and read
+/// without widening, and `usize` offsets, so the stored count is not limited.
+pub type SparseMatrix = CsMatI<f32, u32, usize>;
 
 impl Values {
     /// A sparse matrix from its compressed parts, checked: `indptr` must start at 0, never
@@ -95,7 +99,7 @@ impl Values {
         storage: CompressedStorage,
         shape: (usize, usize),
         indptr: Vec<usize>,
-        indices: Vec<usize>,
+        indices: Vec<u32>,
         data: Vec<f32>,
     ) -> Result<Self, MatrixError> {
         let (outer, inner) = match storage {
@@ -133,18 +137,25 @@ impl Values {
         if let Some(w) = indptr.windows(2).position(|w| w[0] > w[1]) {
             return structure(format!("indptr decreases at position {}", w + 1));
         }
-        if let Some(p) = indices.iter().position(|&i| i >= inner) {
+        if u32::try_from(inner).is_err() {
             return structure(format!(
-                "index {} at position {p} is outside 0..{inner}",
-                indices[p]
+                "{inner} inner positions exceed the u32 index range"
             ));
         }
         let made = match storage {
-            CompressedStorage::CSR => CsMat::new_from_unsorted(shape, indptr, indices, data),
-            CompressedStorage::CSC => CsMat::new_from_unsorted_csc(shape, indptr, indices, data),
+            CompressedStorage::CSR => SparseMatrix::new_from_unsorted(shape, indptr, indices, data),
+            CompressedStorage::CSC => {
+                SparseMatrix::new_from_unsorted_csc(shape, indptr, indices, data)
+            }
         };
-        made.map(Values::Sparse)
-            .map_err(|(_, _, _, e)| MatrixError::Structure(e.to_string()))
+        // sprs checks the indices (range, order within a row) in the same pass as it sorts;
+        // only when it refuses them is the offending one looked for, to name it.
+        made.map(Values::Sparse).map_err(|(_, indices, _, e)| {
+            MatrixError::Structure(match indices.iter().position(|&i| i as usize >= inner) {
+                Some(p) => format!("index {} at position {p} is outside 0..{inner}", indices[p]),
+                None => e.to_string(),
+            })
+        })
     }
 
     /// (rows, columns).
@@ -179,8 +190,15 @@ impl Values {
                 }
             }
             Values::Sparse(m) => {
-                for (&v, (i, j)) in m.iter() {
-                    f(i, j, v)
+                let csr = m.is_csr();
+                for (outer, vector) in m.outer_iterator().enumerate() {
+                    for (inner, &v) in vector.iter() {
+                        if csr {
+                            f(outer, inner, v)
+                        } else {
+                            f(inner, outer, v)
+                        }
+                    }
                 }
             }
         }
@@ -256,15 +274,17 @@ impl Values {
                         }
                     }
                     entries.sort_unstable_by_key(|e| e.0);
-                    indices.extend(entries.iter().map(|e| e.0));
+                    // New inner positions are below the selection's length; `take` refuses
+                    // repeated positions, so it is at most the inner dimension, within u32.
+                    indices.extend(entries.iter().map(|e| e.0 as u32));
                     data.extend(entries.iter().map(|e| e.1));
                     indptr.push(indices.len());
                 }
                 let shape = (rows.len(), cols.len());
                 Values::Sparse(if m.is_csr() {
-                    CsMat::new(shape, indptr, indices, data)
+                    SparseMatrix::new(shape, indptr, indices, data)
                 } else {
-                    CsMat::new_csc(shape, indptr, indices, data)
+                    SparseMatrix::new_csc(shape, indptr, indices, data)
                 })
             }
         }
@@ -689,10 +709,15 @@ impl ExpressionMatrix {
         let pick = |names: &Names, at: &[usize], axis| {
             Names::new(at.iter().map(|&i| names.names[i].clone()).collect(), axis)
         };
+        // Names first: they refuse repeated positions before any values are copied.
+        let (cells, genes) = (
+            pick(&self.cells, rows, Axis::Cell)?,
+            pick(&self.genes, cols, Axis::Gene)?,
+        );
         Ok(Self {
             x: self.x.select(rows, cols),
-            cells: pick(&self.cells, rows, Axis::Cell)?,
-            genes: pick(&self.genes, cols, Axis::Gene)?,
+            cells,
+            genes,
             obs: self
                 .obs
                 .iter()

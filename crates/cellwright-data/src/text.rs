@@ -246,7 +246,8 @@ pub fn csr_from_entries(
         }
         last = Some((r, c));
         indptr[r + 1] += 1;
-        indices.push(c);
+        // Below shape.1, which `Values::sparse` refuses beyond the u32 range.
+        indices.push(c as u32);
         data.push(v);
     }
     for i in 0..shape.0 {

@@ -232,3 +232,62 @@ fn broken_files_give_typed_errors_and_no_partial_output() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+/// Rewrites the sparse `X` of `path` with `indices` and `indptr` stored as `T` and as `P`.
+fn restore_index<T: hdf5::H5Type + Copy, P: hdf5::H5Type + Copy>(
+    path: &std::path::Path,
+    indices: &[T],
+    indptr: &[P],
+) {
+    let file = hdf5::File::open_rw(path).unwrap();
+    let x = file.group("X").unwrap();
+    x.unlink("indices").unwrap();
+    x.unlink("indptr").unwrap();
+    x.new_dataset_builder()
+        .with_data(indices)
+        .create("indices")
+        .unwrap();
+    x.new_dataset_builder()
+        .with_data(indptr)
+        .create("indptr")
+        .unwrap();
+}
+
+#[test]
+fn sparse_indices_of_every_stored_width_read_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = every_kind(CompressedStorage::CSR);
+    let Values::Sparse(csr) = m.x() else {
+        panic!("every_kind has a sparse X")
+    };
+    let indices: Vec<u32> = csr.indices().to_vec();
+    let indptr: Vec<usize> = csr.proper_indptr().to_vec();
+    let path = dir.path().join("widths.h5ad");
+    let read_back = |path: &std::path::Path| h5ad::read(path).map(|r| r.x().to_dense());
+
+    h5ad::write(&m, &path).unwrap();
+    let wide: Vec<i64> = indices.iter().map(|&i| i64::from(i)).collect();
+    let wide_ptr: Vec<i64> = indptr.iter().map(|&i| i as i64).collect();
+    restore_index(&path, &wide, &wide_ptr);
+    assert_eq!(read_back(&path).unwrap(), m.x().to_dense(), "int64");
+
+    let small: Vec<u16> = indices.iter().map(|&i| i as u16).collect();
+    let unsigned_ptr: Vec<u32> = indptr.iter().map(|&i| i as u32).collect();
+    restore_index(&path, &small, &unsigned_ptr);
+    assert_eq!(read_back(&path).unwrap(), m.x().to_dense(), "uint16/uint32");
+
+    let mut negative: Vec<i32> = indices.iter().map(|&i| i as i32).collect();
+    negative[1] = -4;
+    restore_index(&path, &negative, &unsigned_ptr);
+    let err = read_back(&path).unwrap_err();
+    assert!(
+        err.to_string().contains("X/indices: negative value -4"),
+        "{err}"
+    );
+
+    let mut huge = wide.clone();
+    huge[0] = 1 << 40;
+    restore_index(&path, &huge, &wide_ptr);
+    let err = read_back(&path).unwrap_err();
+    assert!(err.to_string().contains("exceeds the u32 range"), "{err}");
+}

@@ -38,7 +38,7 @@ fn to_sparse(m: &ExpressionMatrix, storage: CompressedStorage) -> ExpressionMatr
                 CompressedStorage::CSC => dense[[i, o]],
             };
             if v != 0.0 {
-                indices.push(i);
+                indices.push(i as u32);
                 data.push(v);
             }
         }
@@ -263,7 +263,7 @@ fn bad_shapes_and_names_are_refused() {
     assert!(matches!(m.validate(), Err(MatrixError::Shape { .. })));
 
     // Sparse structure: indptr length, decreasing indptr, index out of range, repeated index.
-    let csr = |indptr: Vec<usize>, indices: Vec<usize>| {
+    let csr = |indptr: Vec<usize>, indices: Vec<u32>| {
         let n = indices.len();
         Values::sparse(
             CompressedStorage::CSR,
