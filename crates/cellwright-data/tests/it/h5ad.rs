@@ -276,6 +276,19 @@ fn sparse_indices_of_every_stored_width_read_alike() {
     restore_index(&path, &small, &unsigned_ptr);
     assert_eq!(read_back(&path).unwrap(), m.x().to_dense(), "uint16/uint32");
 
+    // Chunked data (as a compressing writer leaves it) goes through libhdf5, not the direct read.
+    {
+        let file = hdf5::File::open_rw(&path).unwrap();
+        let x = file.group("X").unwrap();
+        x.unlink("data").unwrap();
+        x.new_dataset_builder()
+            .chunk(1000)
+            .with_data(csr.data())
+            .create("data")
+            .unwrap();
+    }
+    assert_eq!(read_back(&path).unwrap(), m.x().to_dense(), "chunked data");
+
     let mut negative: Vec<i32> = indices.iter().map(|&i| i as i32).collect();
     negative[1] = -4;
     restore_index(&path, &negative, &unsigned_ptr);
