@@ -48,7 +48,8 @@ impl Expr {
         self.eval_with(&|v| state >> v & 1 == 1)
     }
 
-    fn eval_with(&self, value: &dyn Fn(usize) -> bool) -> bool {
+    /// The rule's value when node `v` has the value `value(v)`: for states of any size.
+    pub fn eval_with(&self, value: &dyn Fn(usize) -> bool) -> bool {
         match self {
             Expr::Const(b) => *b,
             Expr::Var(v) => value(*v),

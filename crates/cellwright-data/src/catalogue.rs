@@ -18,6 +18,8 @@ use std::path::PathBuf;
 use cellwright_core::{CancelToken, Progress};
 use cellwright_fetch::{FetchError, Package};
 
+use crate::boolean::{BooleanNetwork, NetworkError};
+
 /// scanpy's wheel: its bundled data sets.
 pub const SCANPY: Package = Package {
     name: "scanpy",
@@ -399,4 +401,86 @@ mod tests {
         );
         assert!(find("pyboolnet-models").is_ok());
     }
+}
+
+/// The catalogue's data sets of Boolean models.
+pub const MODEL_DATASETS: [&str; 2] = ["pyboolnet-models", "cell-collective-models"];
+
+/// Why a Boolean model could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error(
+        "no Boolean model named {name} in the catalogue{}",
+        did_you_mean(suggestions)
+    )]
+    Unknown {
+        name: String,
+        suggestions: Vec<String>,
+    },
+    #[error(transparent)]
+    Catalogue(#[from] CatalogueError),
+    #[error(transparent)]
+    Network(#[from] NetworkError),
+}
+
+fn did_you_mean(suggestions: &[String]) -> String {
+    if suggestions.is_empty() {
+        String::new()
+    } else {
+        format!(" (did you mean {}?)", suggestions.join(", "))
+    }
+}
+
+impl From<ModelError> for cellwright_core::ToolError {
+    fn from(e: ModelError) -> Self {
+        match e {
+            ModelError::Unknown { name, suggestions } => Self::NotFound {
+                what: "Boolean model".into(),
+                name,
+                suggestions,
+            },
+            ModelError::Catalogue(e) => e.into(),
+            ModelError::Network(e) => Self::Failed {
+                message: e.to_string(),
+                retryable: false,
+            },
+        }
+    }
+}
+
+/// A Boolean model and where it came from: `name` is a model file's path (`.bnet`, or a Cell
+/// Collective `.txt`), or a catalogue model's name (its file stem, any case, e.g.
+/// `krumsiek_myeloid`), whose package is fetched on first use.
+pub fn boolean_model(
+    name: &str,
+    progress: &dyn Progress,
+    cancel: &CancelToken,
+) -> Result<(BooleanNetwork, String), ModelError> {
+    let path = std::path::Path::new(name);
+    if path.is_file() {
+        return Ok((BooleanNetwork::read(path)?, name.to_owned()));
+    }
+    let mut names = Vec::new();
+    for dataset in MODEL_DATASETS {
+        for file in find(dataset)?.fetch(progress, cancel)? {
+            let stem = file
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if stem.eq_ignore_ascii_case(name) {
+                let net = BooleanNetwork::read(&file)?;
+                return Ok((net, format!("{dataset}: {stem}")));
+            }
+            names.push(stem);
+        }
+    }
+    Err(ModelError::Unknown {
+        name: name.to_owned(),
+        suggestions: cellwright_core::closest_matches(
+            name,
+            names.iter().map(String::as_str),
+            0.8,
+            5,
+        ),
+    })
 }

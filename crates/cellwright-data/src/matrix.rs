@@ -26,7 +26,8 @@ use faer::Mat;
 use ndarray::Array2;
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
-use sprs::{CompressedStorage, CsMatI};
+pub use sprs::CompressedStorage;
+use sprs::CsMatI;
 
 /// Why a matrix could not be built or a selection made.
 #[derive(Debug, thiserror::Error)]

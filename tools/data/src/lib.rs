@@ -254,31 +254,9 @@ fn on_nodes(net: &BooleanNetwork, state: u64) -> Vec<String> {
 }
 
 impl NetworkInfo {
-    /// The model named `name` and where it came from.
-    fn find(name: &str, ctx: &ToolCtx) -> Result<(BooleanNetwork, String), ToolError> {
-        let mut names = Vec::new();
-        for dataset in ["pyboolnet-models", "cell-collective-models"] {
-            for path in dataset_files(dataset, ctx)? {
-                let stem = path
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                if stem.eq_ignore_ascii_case(name) {
-                    let net = BooleanNetwork::read(&path).map_err(|e| failed(&e))?;
-                    return Ok((net, format!("{dataset}: {stem}")));
-                }
-                names.push(stem);
-            }
-        }
-        Err(ToolError::NotFound {
-            what: "Boolean model".into(),
-            name: name.to_owned(),
-            suggestions: closest_matches(name, names.iter().map(String::as_str), 0.8, 5),
-        })
-    }
-
     fn run(args: NetworkInfoArgs, ctx: &ToolCtx) -> Result<NetworkInfoOutput, ToolError> {
-        let (mut net, source) = Self::find(args.model.trim(), ctx)?;
+        let (mut net, source) =
+            catalogue::boolean_model(args.model.trim(), &*ctx.progress, &ctx.cancel)?;
         let unknown_node = |name: &str, net: &BooleanNetwork| ToolError::NotFound {
             what: format!("node of {}", args.model),
             name: name.to_owned(),
