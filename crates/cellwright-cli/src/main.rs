@@ -10,6 +10,7 @@ mod progress;
 mod registry;
 mod render;
 mod serve;
+mod simulate_cmd;
 mod tools_cmd;
 mod trace_cmd;
 
@@ -58,6 +59,8 @@ enum Command {
     /// The data sets: list them, show one, or fetch them ahead of time.
     #[command(subcommand)]
     Data(data_cmd::DataCommand),
+    /// Simulate cells from a Boolean model's stochastic ODEs: one condition, or a knockout screen.
+    Simulate(simulate_cmd::SimulateArgs),
     /// Benchmarks against peers, measured in the same run.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -121,6 +124,10 @@ fn main() -> ExitCode {
             Command::Data(cmd) => {
                 let cancel = ask::cancel_on_signals();
                 tokio::task::block_in_place(|| data_cmd::run(cmd, &cancel))
+            }
+            Command::Simulate(args) => {
+                let cancel = ask::cancel_on_signals();
+                tokio::task::block_in_place(|| simulate_cmd::run(args, &cancel))
             }
             Command::Bench(cmd) => bench::run(cmd).await,
         }

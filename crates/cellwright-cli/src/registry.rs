@@ -11,6 +11,7 @@ use cellwright_tools_genedb::{
 };
 use cellwright_tools_notebook::{ReadNotes, RecordNote};
 use cellwright_tools_sequence::{ReverseComplement, TranslateDna};
+use cellwright_tools_simulate::{RunKnockoutScreen, SimulateNetwork};
 
 /// All of the project's tools, in the order the model sees them.
 pub fn default_registry(notebook: &Path) -> Result<ToolRegistry, RegistryError> {
@@ -29,7 +30,9 @@ pub fn default_registry(notebook: &Path) -> Result<ToolRegistry, RegistryError> 
         .register(GeneSetEnrichment::default())?
         .register(NetworkInfo)?
         .register(LoadDataset(datasets.clone()))?
-        .register(DescribeDataset(datasets))?
+        .register(DescribeDataset(datasets.clone()))?
+        .register(SimulateNetwork(datasets.clone()))?
+        .register(RunKnockoutScreen(datasets))?
         .register(RecordNote::new(notebook))?
         .register(ReadNotes::new(notebook))?;
     Ok(registry)

@@ -1,6 +1,8 @@
 //! One entry point for expression data on disk, whatever its format.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use crate::h5ad::{self, H5adError};
 use crate::matrix::ExpressionMatrix;
@@ -49,4 +51,29 @@ pub fn read_expression(
     Err(LoadError::UnknownFormat {
         path: path.to_path_buf(),
     })
+}
+
+/// Expression data sets loaded (or made) so far in a session, by name, shared by the tools
+/// that load, simulate and describe them.
+#[derive(Debug, Clone, Default)]
+pub struct LoadedDatasets(Arc<Mutex<HashMap<String, Arc<ExpressionMatrix>>>>);
+
+impl LoadedDatasets {
+    /// Keeps `m` under `name`, replacing what was there.
+    pub fn insert(&self, name: &str, m: Arc<ExpressionMatrix>) {
+        self.lock().insert(name.to_owned(), m);
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<ExpressionMatrix>> {
+        self.lock().get(name).cloned()
+    }
+
+    /// The names kept, in no particular order.
+    pub fn names(&self) -> Vec<String> {
+        self.lock().keys().cloned().collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<ExpressionMatrix>>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }

@@ -450,3 +450,36 @@ pub fn parse_table(
         source,
     })
 }
+
+/// Writes X as a tab-separated table, cells as rows: a `cell` column of names, then one
+/// column per gene. The target is replaced only once the whole table is written.
+pub fn write_table(m: &ExpressionMatrix, path: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let partial = tempfile::Builder::new()
+        .prefix(".cellwright-")
+        .suffix(".tsv.partial")
+        .tempfile_in(dir)?;
+    {
+        let mut out = std::io::BufWriter::new(partial.as_file());
+        write!(out, "cell")?;
+        for g in m.genes() {
+            write!(out, "\t{g}")?;
+        }
+        writeln!(out)?;
+        let dense = m.x().to_dense();
+        for (cell, row) in m.cells().iter().zip(dense.rows()) {
+            write!(out, "{cell}")?;
+            for v in row {
+                write!(out, "\t{v}")?;
+            }
+            writeln!(out)?;
+        }
+        out.flush()?;
+    }
+    partial.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}

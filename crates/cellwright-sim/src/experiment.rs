@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use cellwright_core::{CancelToken, Progress};
-use cellwright_data::boolean::{BooleanNetwork, Edge};
+use cellwright_data::boolean::{BooleanNetwork, Edge, Sign};
 use cellwright_data::matrix::{Column, ExpressionMatrix, MatrixError, Values};
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};
@@ -186,18 +186,18 @@ impl Simulator {
 
     fn node(&self, name: &str) -> Result<usize, SimError> {
         let names = self.model.names();
-        names.iter().position(|n| n == name).ok_or_else(|| {
-            let close =
-                cellwright_core::closest_matches(name, names.iter().map(String::as_str), 0.8, 3);
-            SimError::Invalid(format!(
-                "no node named {name} in the model{}",
-                if close.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (did you mean {}?)", close.join(", "))
-                }
-            ))
-        })
+        names
+            .iter()
+            .position(|n| n == name)
+            .ok_or_else(|| SimError::UnknownNode {
+                name: name.to_owned(),
+                suggestions: cellwright_core::closest_matches(
+                    name,
+                    names.iter().map(String::as_str),
+                    0.8,
+                    3,
+                ),
+            })
     }
 
     fn apply(&self, perturbation: &Perturbation) -> Result<Applied, SimError> {
@@ -446,5 +446,127 @@ impl Simulation {
         m.layers
             .insert("mrna".into(), Values::Dense(self.mrna.clone()));
         Ok(m)
+    }
+}
+
+/// A knockout screen: single knockouts, some double knockouts, and a shared control group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Screen {
+    /// Genes knocked out one at a time; empty means every node of the model.
+    #[serde(default)]
+    pub singles: Vec<String>,
+    /// How many double knockouts, drawn (seeded) from all pairs of `singles`.
+    #[serde(default)]
+    pub pairs: usize,
+    pub cells_per_perturbation: usize,
+    /// Cells of the shared control group; `cells_per_perturbation` when absent.
+    #[serde(default)]
+    pub control_cells: Option<usize>,
+}
+
+impl Simulator {
+    /// The groups of `screen`: control first, then the singles in order, then the pairs.
+    pub fn screen_groups(&self, screen: &Screen) -> Result<Vec<(Perturbation, usize)>, SimError> {
+        let singles: Vec<String> = if screen.singles.is_empty() {
+            self.model.names().to_vec()
+        } else {
+            for g in &screen.singles {
+                self.node(g)?;
+            }
+            screen.singles.clone()
+        };
+        let mut all_pairs = Vec::new();
+        for (i, a) in singles.iter().enumerate() {
+            for b in &singles[i + 1..] {
+                all_pairs.push((a.clone(), b.clone()));
+            }
+        }
+        if screen.pairs > all_pairs.len() {
+            return Err(SimError::Invalid(format!(
+                "{} pairs asked for, but {} genes make only {}",
+                screen.pairs,
+                singles.len(),
+                all_pairs.len()
+            )));
+        }
+        // A seeded partial shuffle picks the pairs; they are then kept in order.
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        rng.set_stream(crate::model::PARAMETER_STREAM - 1);
+        let mut picked: Vec<usize> = (0..all_pairs.len()).collect();
+        for i in 0..screen.pairs {
+            let j = rng.gen_range(i..picked.len());
+            picked.swap(i, j);
+        }
+        let mut picked = picked[..screen.pairs].to_vec();
+        picked.sort_unstable();
+        let n = screen.cells_per_perturbation;
+        let mut groups = vec![(Perturbation::control(), screen.control_cells.unwrap_or(n))];
+        groups.extend(
+            singles
+                .iter()
+                .map(|g| (Perturbation::knockout([g.as_str()]), n)),
+        );
+        groups.extend(picked.into_iter().map(|p| {
+            let (a, b) = &all_pairs[p];
+            (Perturbation::knockout([a.as_str(), b.as_str()]), n)
+        }));
+        Ok(groups)
+    }
+}
+
+/// One perturbation's cells at a glance.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct GroupSummary {
+    pub perturbation: String,
+    pub cells: usize,
+    /// Nodes whose mean mRNA is above half the maximum, in model order.
+    pub mostly_on: Vec<String>,
+}
+
+impl Simulation {
+    /// Each perturbation's cell count and the nodes mostly on in it.
+    pub fn summary(&self) -> Vec<GroupSummary> {
+        self.perturbations
+            .iter()
+            .enumerate()
+            .map(|(g, p)| {
+                let rows: Vec<usize> = (0..self.perturbation.len())
+                    .filter(|&c| self.perturbation[c] == g)
+                    .collect();
+                let mostly_on = self
+                    .nodes
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| {
+                        let sum: f64 = rows.iter().map(|&c| f64::from(self.mrna[[c, *j]])).sum();
+                        sum / rows.len().max(1) as f64 > self.mrna_max / 2.0
+                    })
+                    .map(|(_, n)| n.clone())
+                    .collect();
+                GroupSummary {
+                    perturbation: p.label(),
+                    cells: rows.len(),
+                    mostly_on,
+                }
+            })
+            .collect()
+    }
+}
+
+impl Simulation {
+    /// The ground-truth network as a table: `regulator`, `target`, `sign` (activation,
+    /// inhibition or dual), tab-separated, with a header.
+    pub fn network_tsv(&self) -> String {
+        let mut text = String::from("regulator\ttarget\tsign\n");
+        for e in &self.edges {
+            let sign = match e.sign {
+                Sign::Activation => "activation",
+                Sign::Inhibition => "inhibition",
+                Sign::Dual => "dual",
+            };
+            text.push_str(&format!("{}\t{}\t{sign}\n", e.from, e.to));
+        }
+        text
     }
 }

@@ -67,5 +67,7 @@ pub mod experiment;
 pub mod model;
 
 pub use counts::{CountNoise, Dropout};
-pub use experiment::{Design, Initial, Perturbation, Settings, Simulation, Simulator};
+pub use experiment::{
+    Design, GroupSummary, Initial, Perturbation, Screen, Settings, Simulation, Simulator,
+};
 pub use model::{Kinetics, MAX_REGULATORS, OdeModel, SimError};

@@ -91,12 +91,25 @@ pub enum SimError {
     TooManyRegulators { node: String, count: usize },
     #[error(transparent)]
     Network(#[from] NetworkError),
+    #[error("no node named {name} in the model{}", did_you_mean(suggestions))]
+    UnknownNode {
+        name: String,
+        suggestions: Vec<String>,
+    },
     #[error("{0}")]
     Invalid(String),
     #[error("the noise-free dynamics did not settle within {after} protein lifetimes")]
     NotSettled { after: f64 },
     #[error("the simulation was cancelled")]
     Cancelled,
+}
+
+fn did_you_mean(suggestions: &[String]) -> String {
+    if suggestions.is_empty() {
+        String::new()
+    } else {
+        format!(" (did you mean {}?)", suggestions.join(", "))
+    }
 }
 
 /// The ODE model of one network under one seed's rates.

@@ -1,13 +1,12 @@
 //! [`LoadDataset`] and [`DescribeDataset`]: expression data sets, from the catalogue or the
 //! user's files, held in memory for the run and summarised for the model.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use cellwright_core::{Tool, ToolCtx, ToolError, closest_matches};
 use cellwright_data::catalogue::{CATALOGUE, Kind};
-use cellwright_data::load::read_expression;
+use cellwright_data::load::{LoadedDatasets, read_expression};
 use cellwright_data::matrix::{Column, ExpressionMatrix};
 use cellwright_data::text::Orientation;
 use schemars::JsonSchema;
@@ -15,50 +14,36 @@ use serde::{Deserialize, Serialize};
 
 use crate::{failed, off_async};
 
-/// Expression data sets loaded so far, by the name they were loaded under.
-#[derive(Debug, Clone, Default)]
-pub struct LoadedDatasets(Arc<Mutex<HashMap<String, Arc<ExpressionMatrix>>>>);
-
-impl LoadedDatasets {
-    fn get(&self, name: &str) -> Option<Arc<ExpressionMatrix>> {
-        self.lock().get(name).cloned()
+/// The data set `source` names, loaded on first use into `loaded`: a catalogue expression
+/// data set, or a path to an .h5ad file, a 10x directory or a table.
+fn load(
+    loaded: &LoadedDatasets,
+    source: &str,
+    orientation: Orientation,
+    ctx: &ToolCtx,
+) -> Result<Arc<ExpressionMatrix>, ToolError> {
+    if let Some(m) = loaded.get(source) {
+        return Ok(m);
     }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<ExpressionMatrix>>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The data set `source` names, loaded on first use: a catalogue expression data set, or
-    /// a path to an .h5ad file, a 10x directory or a table.
-    fn load(
-        &self,
-        source: &str,
-        orientation: Orientation,
-        ctx: &ToolCtx,
-    ) -> Result<Arc<ExpressionMatrix>, ToolError> {
-        if let Some(m) = self.get(source) {
-            return Ok(m);
+    let path = match CATALOGUE
+        .iter()
+        .find(|d| d.name == source && d.kind == Kind::Expression)
+    {
+        Some(d) => d.fetch(&*ctx.progress, &ctx.cancel)?.remove(0),
+        None if Path::new(source).exists() => PathBuf::from(source),
+        None => {
+            let mut names = loaded.names();
+            names.extend(expression_datasets().map(str::to_owned));
+            return Err(ToolError::NotFound {
+                what: "expression data set or file".into(),
+                name: source.to_owned(),
+                suggestions: closest_matches(source, names.iter().map(String::as_str), 0.7, 3),
+            });
         }
-        let path = match CATALOGUE
-            .iter()
-            .find(|d| d.name == source && d.kind == Kind::Expression)
-        {
-            Some(d) => d.fetch(&*ctx.progress, &ctx.cancel)?.remove(0),
-            None if Path::new(source).exists() => PathBuf::from(source),
-            None => {
-                let mut names: Vec<String> = self.lock().keys().cloned().collect();
-                names.extend(expression_datasets().map(str::to_owned));
-                return Err(ToolError::NotFound {
-                    what: "expression data set or file".into(),
-                    name: source.to_owned(),
-                    suggestions: closest_matches(source, names.iter().map(String::as_str), 0.7, 3),
-                });
-            }
-        };
-        let m = Arc::new(read_expression(&path, orientation).map_err(|e| failed(&e))?);
-        self.lock().insert(source.to_owned(), m.clone());
-        Ok(m)
-    }
+    };
+    let m = Arc::new(read_expression(&path, orientation).map_err(|e| failed(&e))?);
+    loaded.insert(source, m.clone());
+    Ok(m)
 }
 
 fn expression_datasets() -> impl Iterator<Item = &'static str> {
@@ -186,7 +171,7 @@ impl Tool for LoadDataset {
             } else {
                 Orientation::GenesByCells
             };
-            let m = loaded.load(&args.source, orientation, &ctx)?;
+            let m = load(&loaded, &args.source, orientation, &ctx)?;
             Ok(summarise(&args.source, &m))
         })
         .await
@@ -392,7 +377,7 @@ impl Tool for DescribeDataset {
     async fn call(&self, ctx: &ToolCtx, args: Self::Args) -> Result<Self::Output, ToolError> {
         let (loaded, ctx) = (self.0.clone(), ctx.clone());
         off_async(move || {
-            let m = loaded.load(&args.name, Orientation::GenesByCells, &ctx)?;
+            let m = load(&loaded, &args.name, Orientation::GenesByCells, &ctx)?;
             describe(&args.name, &m, args.group_by.as_deref(), args.top as usize)
         })
         .await

@@ -8,9 +8,10 @@
 
 mod expression;
 
+pub use cellwright_data::load::LoadedDatasets;
 pub use expression::{
     DatasetDescription, DatasetSummary, DescribeDataset, DescribeDatasetArgs, LoadDataset,
-    LoadDatasetArgs, LoadedDatasets,
+    LoadDatasetArgs,
 };
 
 use std::collections::HashMap;
