@@ -112,8 +112,9 @@ fn did_you_mean(suggestions: &[String]) -> String {
     }
 }
 
-/// The ODE model of one network under one seed's rates.
-#[derive(Debug, Clone)]
+/// The ODE model of one network under one seed's rates. Serialises to its tables and rates
+/// (what `cellwright bench sim` hands its NumPy reference).
+#[derive(Debug, Clone, Serialize)]
 pub struct OdeModel {
     pub(crate) names: Vec<String>,
     /// Each node's regulators (the nodes its rule reads), ascending.
@@ -128,6 +129,7 @@ pub struct OdeModel {
     pub(crate) hill: Vec<f64>,
     /// `k`: the protein level at which a regulator is half on; half of the default `y_max`.
     pub(crate) threshold: Vec<f64>,
+    #[serde(skip)]
     pub(crate) kinetics: Kinetics,
 }
 

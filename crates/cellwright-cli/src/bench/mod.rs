@@ -3,6 +3,7 @@
 mod data;
 mod models;
 mod runtime;
+mod sim;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -27,6 +28,8 @@ pub enum BenchCommand {
     Tools(BenchArgs),
     /// .h5ad reads vs Python's anndata on the same files; enrichment vs scipy.
     Data(BenchArgs),
+    /// The network simulator vs the same equations vectorised in NumPy.
+    Sim(BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -49,6 +52,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<u8> {
         BenchCommand::Embedder(args) => tokio::task::block_in_place(|| models::embedder(args)),
         BenchCommand::Tools(args) => models::tool_choice(args).await,
         BenchCommand::Data(args) => tokio::task::block_in_place(|| data::run(args)),
+        BenchCommand::Sim(args) => tokio::task::block_in_place(|| sim::run(args)),
     }
 }
 
