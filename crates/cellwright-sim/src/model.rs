@@ -230,17 +230,25 @@ impl OdeModel {
     /// averaged with each regulator on independently with probability `q_j`, which is how it
     /// is computed: the table is folded one regulator at a time, 2^k steps in all.
     pub(crate) fn production(&self, i: usize, q: &[f64], scratch: &mut Vec<f64>) -> f64 {
-        let regs = &self.regulators[i];
-        scratch.clear();
-        scratch.extend_from_slice(&self.tables[i]);
+        let (regs, table) = (&self.regulators[i], &self.tables[i]);
+        // Most rules read a few regulators: fold those on the stack.
+        let mut small = [0.0; 64];
+        let t: &mut [f64] = if table.len() <= small.len() {
+            small[..table.len()].copy_from_slice(table);
+            &mut small[..table.len()]
+        } else {
+            scratch.clear();
+            scratch.extend_from_slice(table);
+            scratch
+        };
         for (b, &j) in regs.iter().enumerate().rev() {
             let half = 1usize << b;
-            let (off, on) = scratch.split_at_mut(half);
+            let (off, on) = t.split_at_mut(half);
             for (lo, hi) in off.iter_mut().zip(&on[..half]) {
-                *lo = *lo * (1.0 - q[j]) + *hi * q[j];
+                *lo += (*hi - *lo) * q[j];
             }
         }
-        scratch[0]
+        t[0]
     }
 }
 
