@@ -9,5 +9,6 @@ mod crash;
 mod data;
 mod run;
 mod serve;
+mod simulate;
 mod support;
 mod tools;
