@@ -344,14 +344,10 @@ fn start_matrix<'scope>(
                 ),
             );
         };
-        let values = match direct::extent(&ds, object, TypeDescriptor::Float(FloatSize::U4))? {
-            Some(extent) => Arriving::Reading(scope.spawn(move || extent.read())),
-            None => Arriving::Read(h5(object, ds.read_raw::<f32>())?),
-        };
         return Ok(Pending::Dense {
             object: object.to_owned(),
             shape: (rows, cols),
-            values,
+            values: start_values(scope, &ds, object)?,
         });
     }
     let group = h5(object, parent.group(name))?;
@@ -372,26 +368,24 @@ fn start_matrix<'scope>(
     };
     let (rows, cols) = (to_usize(object, rows)?, to_usize(object, cols)?);
 
-    let ds = open_dataset(&group, "data", object)?;
-    let data = match direct::extent(&ds, object, TypeDescriptor::Float(FloatSize::U4))? {
-        Some(extent) => Arriving::Reading(scope.spawn(move || extent.read())),
-        None => Arriving::Read(h5(object, ds.read_raw::<f32>())?),
-    };
+    let data = start_values(scope, &open_dataset(&group, "data", object)?, object)?;
     let ds = open_dataset(&group, "indices", object)?;
     let at = format!("{object}/indices");
-    let signed = direct::extent(&ds, &at, TypeDescriptor::Integer(IntSize::U4))?;
-    let unsigned = direct::extent(&ds, &at, TypeDescriptor::Unsigned(IntSize::U4))?;
-    let indices = match (signed, unsigned) {
+    let indices = match direct::extent(&ds, &at)? {
         // int32 read as u32: a negative value shows as one of 2^31 or more.
-        (Some(extent), _) => Arriving::Reading(scope.spawn(move || {
-            let v: Vec<u32> = extent.read()?;
-            match v.iter().find(|&&i| i > i32::MAX as u32) {
-                Some(&i) => format(&at, format!("negative value {}", i as i32)),
-                None => Ok(v),
-            }
-        })),
-        (None, Some(extent)) => Arriving::Reading(scope.spawn(move || extent.read())),
-        (None, None) => Arriving::Read(read_indices(&group, object)?),
+        Some((extent, TypeDescriptor::Integer(IntSize::U4))) => {
+            Arriving::Reading(scope.spawn(move || {
+                let v: Vec<u32> = extent.read()?;
+                match v.iter().find(|&&i| i > i32::MAX as u32) {
+                    Some(&i) => format(&at, format!("negative value {}", i as i32)),
+                    None => Ok(v),
+                }
+            }))
+        }
+        Some((extent, TypeDescriptor::Unsigned(IntSize::U4))) => {
+            Arriving::Reading(scope.spawn(move || extent.read()))
+        }
+        _ => Arriving::Read(read_indices(&group, object)?),
     };
     Ok(Pending::Sparse {
         storage,
@@ -399,6 +393,21 @@ fn start_matrix<'scope>(
         indptr: read_offsets(&group, object)?,
         indices,
         data,
+    })
+}
+
+/// A dataset's f32 values: read straight from the file on a thread of `scope` when they lie
+/// there as little-endian f32, through libhdf5 (converting) otherwise.
+fn start_values<'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    ds: &Dataset,
+    object: &str,
+) -> Result<Arriving<'scope, f32>> {
+    Ok(match direct::extent(ds, object)? {
+        Some((extent, TypeDescriptor::Float(FloatSize::U4))) => {
+            Arriving::Reading(scope.spawn(move || extent.read()))
+        }
+        _ => Arriving::Read(h5(object, ds.read_raw::<f32>())?),
     })
 }
 
@@ -421,17 +430,16 @@ mod direct {
         len: usize,
     }
 
-    /// The extent of `ds` when its values can be read as they lie: stored contiguous, without
-    /// filters, as little-endian `want` on a little-endian machine, in a file without a user
-    /// block (so offsets count from the file's start), and wholly inside the file.
-    pub(super) fn extent(
-        ds: &Dataset,
-        object: &str,
-        want: TypeDescriptor,
-    ) -> Result<Option<Extent>> {
+    /// The extent of `ds` and the type stored there, when its values can be read as they lie:
+    /// stored contiguous, without filters, little-endian on a little-endian machine, in a file
+    /// without a user block (so offsets count from the file's start), and wholly inside the
+    /// file. The caller reads them only if the type is the one it wants.
+    pub(super) fn extent(ds: &Dataset, object: &str) -> Result<Option<(Extent, TypeDescriptor)>> {
         let dtype = h5(object, ds.dtype())?;
+        let Ok(stored) = dtype.to_descriptor() else {
+            return Ok(None);
+        };
         let plain = cfg!(target_endian = "little")
-            && dtype.to_descriptor().ok() == Some(want)
             && dtype.byte_order() == hdf5::datatype::ByteOrder::LittleEndian
             && ds.layout() == hdf5::dataset::Layout::Contiguous
             && ds.filters().is_empty();
@@ -447,12 +455,13 @@ mod direct {
                 format!("its {bytes} bytes at offset {offset} run past the end of the file"),
             );
         }
-        Ok(Some(Extent {
+        let extent = Extent {
             path: PathBuf::from(file.filename()),
             object: object.to_owned(),
             offset,
             len,
-        }))
+        };
+        Ok(Some((extent, stored)))
     }
 
     impl Extent {
