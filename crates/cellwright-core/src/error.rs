@@ -77,6 +77,16 @@ pub fn closest_matches<'a>(
         .collect()
 }
 
+/// ` (did you mean A, B?)` after an error message, or nothing when there is nothing close.
+pub fn did_you_mean<S: AsRef<str>>(suggestions: &[S]) -> String {
+    if suggestions.is_empty() {
+        String::new()
+    } else {
+        let names: Vec<&str> = suggestions.iter().map(AsRef::as_ref).collect();
+        format!(" (did you mean {}?)", names.join(", "))
+    }
+}
+
 fn suggest(suggestions: &[String]) -> String {
     if suggestions.is_empty() {
         String::new()

@@ -82,7 +82,7 @@ pub use context::{
     ArtifactRef, ArtifactStore, Clock, MemoryArtifacts, NoProgress, Progress, SystemClock, ToolCtx,
     UnixMillis, call_seed,
 };
-pub use error::{ArgIssue, ModelError, StoreError, ToolError, closest_matches};
+pub use error::{ArgIssue, ModelError, StoreError, ToolError, closest_matches, did_you_mean};
 pub use ids::{ArtifactId, CallId, RunId};
 pub use registry::{RegistryError, ToolRegistry};
 pub use tool::{DynTool, Effects, Tool, ToolSpec, parse_args, schema_of};

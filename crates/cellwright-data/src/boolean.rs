@@ -561,11 +561,7 @@ impl BooleanNetwork {
             close.sort_unstable();
             NetworkError::UnknownNode {
                 name: name.to_owned(),
-                hint: if close.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (did you mean {}?)", close.join(", "))
-                },
+                hint: cellwright_core::did_you_mean(&close),
             }
         })
     }

@@ -306,11 +306,7 @@ pub fn find(name: &str) -> Result<&'static Dataset, CatalogueError> {
             .collect();
         CatalogueError::Unknown {
             name: name.to_owned(),
-            hint: if close.is_empty() {
-                String::new()
-            } else {
-                format!(" (did you mean {}?)", close.join(", "))
-            },
+            hint: cellwright_core::did_you_mean(&close),
         }
     })
 }
@@ -411,7 +407,7 @@ pub const MODEL_DATASETS: [&str; 2] = ["pyboolnet-models", "cell-collective-mode
 pub enum ModelError {
     #[error(
         "no Boolean model named {name} in the catalogue{}",
-        did_you_mean(suggestions)
+        cellwright_core::did_you_mean(suggestions)
     )]
     Unknown {
         name: String,
@@ -421,14 +417,6 @@ pub enum ModelError {
     Catalogue(#[from] CatalogueError),
     #[error(transparent)]
     Network(#[from] NetworkError),
-}
-
-fn did_you_mean(suggestions: &[String]) -> String {
-    if suggestions.is_empty() {
-        String::new()
-    } else {
-        format!(" (did you mean {}?)", suggestions.join(", "))
-    }
 }
 
 impl From<ModelError> for cellwright_core::ToolError {

@@ -14,26 +14,18 @@ use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite};
 pub enum GeneDbError {
     #[error("cannot open {path}: {message}")]
     Open { path: String, message: String },
-    #[error("no human gene `{query}`{}", suggest(.suggestions))]
+    #[error("no human gene `{query}`{}", cellwright_core::did_you_mean(.suggestions))]
     UnknownGene {
         query: String,
         suggestions: Vec<String>,
     },
-    #[error("no GO term `{query}`{}", suggest(.suggestions))]
+    #[error("no GO term `{query}`{}", cellwright_core::did_you_mean(.suggestions))]
     UnknownTerm {
         query: String,
         suggestions: Vec<String>,
     },
     #[error("the gene database failed: {0}")]
     Query(#[from] sqlx::Error),
-}
-
-fn suggest(suggestions: &[String]) -> String {
-    if suggestions.is_empty() {
-        String::new()
-    } else {
-        format!(" (did you mean {}?)", suggestions.join(", "))
-    }
 }
 
 /// A GO aspect.

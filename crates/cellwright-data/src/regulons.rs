@@ -78,24 +78,16 @@ pub enum RegulonError {
     },
     #[error("{path}: not the expected pandas table: {message}")]
     Layout { path: String, message: String },
-    #[error("no regulator `{query}` in the regulons{}", suggest(.suggestions))]
+    #[error("no regulator `{query}` in the regulons{}", cellwright_core::did_you_mean(.suggestions))]
     UnknownRegulator {
         query: String,
         suggestions: Vec<String>,
     },
-    #[error("no gene `{query}` with regulators in the regulons{}", suggest(.suggestions))]
+    #[error("no gene `{query}` with regulators in the regulons{}", cellwright_core::did_you_mean(.suggestions))]
     UnknownTarget {
         query: String,
         suggestions: Vec<String>,
     },
-}
-
-fn suggest(suggestions: &[String]) -> String {
-    if suggestions.is_empty() {
-        String::new()
-    } else {
-        format!(" (did you mean {}?)", suggestions.join(", "))
-    }
 }
 
 /// The edges of one symbol (upper-cased key): `start..end` in a sorted list.

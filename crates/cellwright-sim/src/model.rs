@@ -91,7 +91,10 @@ pub enum SimError {
     TooManyRegulators { node: String, count: usize },
     #[error(transparent)]
     Network(#[from] NetworkError),
-    #[error("no node named {name} in the model{}", did_you_mean(suggestions))]
+    #[error(
+        "no node named {name} in the model{}",
+        cellwright_core::did_you_mean(suggestions)
+    )]
     UnknownNode {
         name: String,
         suggestions: Vec<String>,
@@ -102,14 +105,6 @@ pub enum SimError {
     NotSettled { after: f64 },
     #[error("the simulation was cancelled")]
     Cancelled,
-}
-
-fn did_you_mean(suggestions: &[String]) -> String {
-    if suggestions.is_empty() {
-        String::new()
-    } else {
-        format!(" (did you mean {}?)", suggestions.join(", "))
-    }
 }
 
 /// The ODE model of one network under one seed's rates. Serialises to its tables and rates
