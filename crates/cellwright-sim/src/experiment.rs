@@ -126,6 +126,8 @@ pub struct Simulator {
     model: OdeModel,
     edges: Vec<Edge>,
     settings: Settings,
+    /// Integration steps per trajectory, from the settings.
+    steps: usize,
     seed: u64,
 }
 
@@ -157,7 +159,7 @@ pub struct Simulation {
 impl Simulator {
     /// The model of `net` with rates drawn for `seed`.
     pub fn new(net: &BooleanNetwork, settings: Settings, seed: u64) -> Result<Self, SimError> {
-        settings.steps()?;
+        let steps = settings.steps()?;
         let model = OdeModel::new(net, &settings.kinetics, seed)?;
         if let Initial::State(state) = &settings.initial
             && state.len() != model.len()
@@ -172,6 +174,7 @@ impl Simulator {
             model,
             edges: net.edges(),
             settings,
+            steps,
             seed,
         })
     }
@@ -321,7 +324,7 @@ impl Simulator {
         let n = self.model.len();
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
         rng.set_stream(stream);
-        let steps = self.settings.steps().unwrap_or(1);
+        let steps = self.steps;
         let shown = match self.settings.design {
             Design::SteadyState => steps,
             Design::Trajectory => rng.gen_range(1..=steps),
@@ -527,34 +530,33 @@ pub struct GroupSummary {
 impl Simulation {
     /// Each perturbation's cell count and the nodes mostly on in it.
     pub fn summary(&self) -> Vec<GroupSummary> {
+        // One pass over the cells: per group, its cell count and each node's sum.
+        let groups = self.perturbations.len();
+        let mut cells = vec![0usize; groups];
+        let mut sums = vec![vec![0.0f64; self.nodes.len()]; groups];
+        for (row, &g) in self.mrna.rows().into_iter().zip(&self.perturbation) {
+            cells[g] += 1;
+            for (sum, &x) in sums[g].iter_mut().zip(row) {
+                *sum += f64::from(x);
+            }
+        }
         self.perturbations
             .iter()
-            .enumerate()
-            .map(|(g, p)| {
-                let rows: Vec<usize> = (0..self.perturbation.len())
-                    .filter(|&c| self.perturbation[c] == g)
-                    .collect();
-                let mostly_on = self
+            .zip(cells.into_iter().zip(sums))
+            .map(|(p, (cells, sums))| GroupSummary {
+                perturbation: p.label(),
+                cells,
+                mostly_on: self
                     .nodes
                     .iter()
-                    .enumerate()
-                    .filter(|(j, _)| {
-                        let sum: f64 = rows.iter().map(|&c| f64::from(self.mrna[[c, *j]])).sum();
-                        sum / rows.len().max(1) as f64 > self.mrna_max / 2.0
-                    })
-                    .map(|(_, n)| n.clone())
-                    .collect();
-                GroupSummary {
-                    perturbation: p.label(),
-                    cells: rows.len(),
-                    mostly_on,
-                }
+                    .zip(&sums)
+                    .filter(|(_, sum)| *sum / cells.max(1) as f64 > self.mrna_max / 2.0)
+                    .map(|(n, _)| n.clone())
+                    .collect(),
             })
             .collect()
     }
-}
 
-impl Simulation {
     /// The ground-truth network as a table: `regulator`, `target`, `sign` (activation,
     /// inhibition or dual), tab-separated, with a header.
     pub fn network_tsv(&self) -> String {
