@@ -9,11 +9,11 @@ use cellwright_data::matrix::{Column, ExpressionMatrix, MatrixError, Values};
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rand_distr::StandardNormal;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::counts::CountNoise;
+use crate::lanes::{Block, Kernel, LANES, LaneRng};
 use crate::model::{Kinetics, OdeModel, SimError};
 
 /// Genes held off (production 0, starting at 0) or on (production at its maximum, `f = 1`).
@@ -256,22 +256,22 @@ impl Simulator {
         (x, p)
     }
 
-    /// The drift of every mRNA and protein.
+    /// The drift of every mRNA and protein, in double precision.
     fn drift(
         &self,
         applied: &Applied,
         (x, p): (&[f64], &[f64]),
         (dx, dp): (&mut [f64], &mut [f64]),
-        q: &mut [f64],
-        scratch: &mut Vec<f64>,
+        scratch: &mut Scratch,
     ) {
         let m = &self.model;
-        m.activities(p, q);
+        m.activities(p, &mut scratch.q);
+        m.production(&scratch.q, &mut scratch.values, &mut scratch.f);
         for i in 0..m.len() {
             let f = if applied.forced_on[i] {
                 1.0
             } else {
-                m.production(i, q, scratch)
+                scratch.f[i]
             };
             dx[i] = applied.transcription[i] * f - m.mrna_degradation[i] * x[i];
             dp[i] = m.translation[i] * x[i] - m.protein_degradation[i] * p[i];
@@ -298,12 +298,16 @@ impl Simulator {
             )));
         }
         let (mut x, mut p) = self.start(&applied, from);
-        let (mut dx, mut dp, mut q) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
-        let mut scratch = Vec::new();
+        let (mut dx, mut dp) = (vec![0.0; n], vec![0.0; n]);
+        let mut scratch = Scratch {
+            q: vec![0.0; n],
+            f: vec![0.0; n],
+            values: Vec::new(),
+        };
         let dt = self.settings.dt;
         let steps = (1000.0 / dt) as usize;
         for _ in 0..steps {
-            self.drift(&applied, (&x, &p), (&mut dx, &mut dp), &mut q, &mut scratch);
+            self.drift(&applied, (&x, &p), (&mut dx, &mut dp), &mut scratch);
             let mut moved = 0.0f64;
             for i in 0..n {
                 x[i] += dx[i] * dt;
@@ -319,38 +323,44 @@ impl Simulator {
         })
     }
 
-    /// One cell: its trajectory on random stream `stream`, and the time point it shows.
-    fn cell(&self, applied: &Applied, stream: u64) -> (Vec<f64>, f64) {
+    /// The block of cells from `first` on, one per entry of `groups` (each cell's
+    /// perturbation); lanes past the last cell idle. Each cell's random stream (the time it
+    /// is shown at, and the seed of its noise) is its index, so nothing depends on which
+    /// thread runs the block.
+    fn block(&self, applied: &[Applied], groups: &[usize], first: usize) -> Block {
         let n = self.model.len();
-        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
-        rng.set_stream(stream);
-        let steps = self.steps;
-        let shown = match self.settings.design {
-            Design::SteadyState => steps,
-            Design::Trajectory => rng.gen_range(1..=steps),
+        let mut block = Block {
+            x: vec![[0.0; LANES]; n],
+            p: vec![[0.0; LANES]; n],
+            transcription: vec![[0.0; LANES]; n],
+            forced_on: vec![[false; LANES]; n],
+            rng: LaneRng::new([[0; 4]; LANES]),
+            shown: [1; LANES],
         };
-        let (dt, sigma) = (self.settings.dt, self.settings.noise);
-        let sqrt_dt = dt.sqrt();
-        let (mut x, mut p) = self.start(applied, None);
-        let (mut dx, mut dp, mut q) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
-        let mut scratch = Vec::new();
-        for _ in 0..shown {
-            self.drift(applied, (&x, &p), (&mut dx, &mut dp), &mut q, &mut scratch);
-            for (y, d) in x.iter_mut().zip(&dx).chain(p.iter_mut().zip(&dp)) {
-                let z: f64 = rng.sample(StandardNormal);
-                let next = *y + d * dt + sigma * y.abs().sqrt() * sqrt_dt * z;
-                // BoolODE's guard: a step that would go negative leaves the level as it was.
-                if next >= 0.0 {
-                    *y = next;
-                }
+        let mut seeds = [[0u32; 4]; LANES];
+        for (l, &g) in groups.iter().enumerate() {
+            let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+            rng.set_stream((first + l) as u64);
+            block.shown[l] = match self.settings.design {
+                Design::SteadyState => self.steps,
+                Design::Trajectory => rng.gen_range(1..=self.steps),
+            };
+            seeds[l] = rng.r#gen();
+            let (x, p) = self.start(&applied[g], None);
+            for i in 0..n {
+                block.x[i][l] = x[i] as f32;
+                block.p[i][l] = p[i] as f32;
+                block.transcription[i][l] = applied[g].transcription[i] as f32;
+                block.forced_on[i][l] = applied[g].forced_on[i];
             }
         }
-        (x, shown as f64 * dt)
+        block.rng = LaneRng::new(seeds);
+        block
     }
 
-    /// `cells` cells for each perturbation, every cell its own trajectory on its own random
-    /// stream (so the result does not depend on the number of threads), in parallel.
-    /// `progress` hears of finished cells; `cancel` stops between cells.
+    /// `cells` cells for each perturbation, every cell its own trajectory, integrated in
+    /// blocks of sixteen ([`crate::lanes`]) in parallel. `progress` hears of finished
+    /// blocks; `cancel` stops the run within a thousand steps.
     pub fn run(
         &self,
         groups: &[(Perturbation, usize)],
@@ -369,44 +379,58 @@ impl Simulator {
             .enumerate()
             .flat_map(|(g, (_, cells))| std::iter::repeat_n(g, *cells))
             .collect();
-        let total = jobs.len() as u64;
+        let total = jobs.len();
         if total == 0 {
             return Err(SimError::Invalid("no cells to simulate".into()));
         }
+        let n = self.model.len();
+        let kernel = Kernel::new(&self.model, self.settings.dt, self.settings.noise);
+        let (mut mrna, mut time) = (vec![0.0f32; total * n], vec![0.0f64; total]);
         let done = AtomicU64::new(0);
-        let cells: Vec<(Vec<f64>, f64)> = jobs
-            .par_iter()
+        mrna.par_chunks_mut(LANES * n)
+            .zip(time.par_chunks_mut(LANES))
+            .zip(jobs.par_chunks(LANES))
             .enumerate()
-            .map(|(stream, &g)| {
+            .try_for_each(|(b, ((rows, times), cells))| {
                 if cancel.is_cancelled() {
                     return Err(SimError::Cancelled);
                 }
-                let cell = self.cell(&applied[g], stream as u64);
-                let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
-                if finished.is_multiple_of(64) || finished == total {
-                    progress.report(finished, Some(total), "simulating cells");
+                let mut block = self.block(&applied, cells, b * LANES);
+                let mut out = vec![0.0; LANES * n];
+                if !kernel.integrate(&mut block, &mut out, cancel) {
+                    return Err(SimError::Cancelled);
                 }
-                Ok(cell)
-            })
-            .collect::<Result<_, _>>()?;
-        let n = self.model.len();
-        let mut mrna = Array2::<f32>::zeros((cells.len(), n));
-        for (row, (x, _)) in cells.iter().enumerate() {
-            for (j, &v) in x.iter().enumerate() {
-                mrna[[row, j]] = v as f32;
-            }
-        }
+                rows.copy_from_slice(&out[..rows.len()]);
+                for (t, &shown) in times.iter_mut().zip(&block.shown) {
+                    *t = shown as f64 * self.settings.dt;
+                }
+                let finished = done.fetch_add(cells.len() as u64, Ordering::Relaxed);
+                progress.report(
+                    finished + cells.len() as u64,
+                    Some(total as u64),
+                    "simulating cells",
+                );
+                Ok(())
+            })?;
         Ok(Simulation {
             nodes: self.model.names().to_vec(),
-            mrna,
+            mrna: Array2::from_shape_vec((total, n), mrna)
+                .map_err(|e| SimError::Invalid(e.to_string()))?,
             perturbation: jobs,
             perturbations: groups.iter().map(|(p, _)| p.clone()).collect(),
-            time: cells.iter().map(|c| c.1).collect(),
+            time,
             seed: self.seed,
             mrna_max: self.model.kinetics().mrna_max(),
             edges: self.edges.clone(),
         })
     }
+}
+
+/// Buffers of the double-precision drift.
+struct Scratch {
+    q: Vec<f64>,
+    f: Vec<f64>,
+    values: Vec<f64>,
 }
 
 impl Simulation {

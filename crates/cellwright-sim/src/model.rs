@@ -126,6 +126,8 @@ pub struct OdeModel {
     pub(crate) threshold: Vec<f64>,
     #[serde(skip)]
     pub(crate) kinetics: Kinetics,
+    #[serde(skip)]
+    pub(crate) program: Program,
 }
 
 impl OdeModel {
@@ -186,6 +188,7 @@ impl OdeModel {
             protein_degradation: draw(kinetics.protein_degradation),
             hill: draw(kinetics.hill),
             threshold: draw(kinetics.protein_max() / 2.0),
+            program: Program::new(&regulators, &tables),
             regulators,
             tables,
             kinetics: *kinetics,
@@ -211,8 +214,8 @@ impl OdeModel {
     /// How far each node's protein turns its targets on: `q = X / (1 + X)` with
     /// `X = (p / k)^n`, written `1 / (1 + (k / p)^n)` so that it stays finite at both ends.
     pub(crate) fn activities(&self, p: &[f64], q: &mut [f64]) {
-        for (j, q) in q.iter_mut().enumerate() {
-            *q = if p[j] > 0.0 {
+        for &j in &self.program.read {
+            q[j] = if p[j] > 0.0 {
                 1.0 / (1.0 + (self.threshold[j] / p[j]).powf(self.hill[j]))
             } else {
                 0.0
@@ -220,30 +223,90 @@ impl OdeModel {
         }
     }
 
-    /// `f_i`: BoolODE's sum over the truth-table rows where the rule is on of
-    /// `Π_{j on} X_j`, over `Π_j (1 + X_j)`. Dividing through, it is the rule's truth table
-    /// averaged with each regulator on independently with probability `q_j`, which is how it
-    /// is computed: the table is folded one regulator at a time, 2^k steps in all.
-    pub(crate) fn production(&self, i: usize, q: &[f64], scratch: &mut Vec<f64>) -> f64 {
-        let (regs, table) = (&self.regulators[i], &self.tables[i]);
-        // Most rules read a few regulators: fold those on the stack.
-        let mut small = [0.0; 64];
-        let t: &mut [f64] = if table.len() <= small.len() {
-            small[..table.len()].copy_from_slice(table);
-            &mut small[..table.len()]
-        } else {
-            scratch.clear();
-            scratch.extend_from_slice(table);
-            scratch
-        };
-        for (b, &j) in regs.iter().enumerate().rev() {
-            let half = 1usize << b;
-            let (off, on) = t.split_at_mut(half);
-            for (lo, hi) in off.iter_mut().zip(&on[..half]) {
-                *lo += (*hi - *lo) * q[j];
-            }
+    /// Every node's `f_i` from the activities `q`, into `f`; `values` is scratch.
+    pub(crate) fn production(&self, q: &[f64], values: &mut Vec<f64>, f: &mut [f64]) {
+        let program = &self.program;
+        values.clear();
+        values.extend([0.0, 1.0]);
+        for b in &program.branches {
+            let (lo, hi) = (values[b.lo as usize], values[b.hi as usize]);
+            values.push(lo + (hi - lo) * q[b.var as usize]);
         }
-        t[0]
+        for (f, &root) in f.iter_mut().zip(&program.roots) {
+            *f = values[root as usize];
+        }
+    }
+}
+
+/// Every rule's production as one reduced, shared decision diagram.
+///
+/// `f_i` is the rule's truth table averaged with each regulator on with probability `q_j`
+/// (BoolODE's sum of products divided through by `Π (1 + X_j)`). Folding the table one
+/// regulator at a time, `t[s] ← t[s] + (t[s + 2^b] − t[s]) q_b`, costs 2^k steps; the fold is a
+/// decision tree, and merging its equal subtrees (and skipping a regulator whose two branches
+/// agree, where the fold would add `0 · q`) gives the same numbers, bit for bit, in as many
+/// steps as the diagram has branches. Subtrees are shared across rules too: `A & B` is
+/// computed once however many rules contain it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Program {
+    /// In evaluation order: a branch's operands are computed before it.
+    pub(crate) branches: Vec<Branch>,
+    /// Each node's `f` as a value slot.
+    pub(crate) roots: Vec<u32>,
+    /// The nodes some rule reads, ascending: only their activities are needed.
+    pub(crate) read: Vec<usize>,
+}
+
+/// `value = lo + (hi − lo) q[var]`. Slots 0 and 1 hold the constants 0 and 1; branch `b`
+/// writes slot `b + 2`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Branch {
+    pub(crate) var: u32,
+    pub(crate) lo: u32,
+    pub(crate) hi: u32,
+}
+
+impl Program {
+    fn new(regulators: &[Vec<usize>], tables: &[Vec<f64>]) -> Self {
+        let mut program = Program::default();
+        let mut interned = std::collections::HashMap::new();
+        for (regs, table) in regulators.iter().zip(tables) {
+            let root = program.build(&mut interned, regs, table, 0, 0);
+            program.roots.push(root);
+        }
+        let mut read: Vec<usize> = program.branches.iter().map(|b| b.var as usize).collect();
+        read.sort_unstable();
+        read.dedup();
+        program.read = read;
+        program
+    }
+
+    /// The slot of the table's part with regulators `0..bit` fixed as in `offset`.
+    fn build(
+        &mut self,
+        interned: &mut std::collections::HashMap<Branch, u32>,
+        regs: &[usize],
+        table: &[f64],
+        bit: usize,
+        offset: usize,
+    ) -> u32 {
+        if bit == regs.len() {
+            return u32::from(table[offset] != 0.0);
+        }
+        let lo = self.build(interned, regs, table, bit + 1, offset);
+        let hi = self.build(interned, regs, table, bit + 1, offset | 1 << bit);
+        if lo == hi {
+            return lo;
+        }
+        let branch = Branch {
+            var: regs[bit] as u32,
+            lo,
+            hi,
+        };
+        *interned.entry(branch).or_insert_with(|| {
+            self.branches.push(branch);
+            self.branches.len() as u32 + 1
+        })
     }
 }
 
@@ -257,15 +320,51 @@ mod tests {
         let net = BooleanNetwork::parse_bnet("A, A\nB, B\nC, A & !B\n", "t.bnet").unwrap();
         let model = OdeModel::new(&net, &Kinetics::default(), 1).unwrap();
         let p = [7.0, 12.0, 0.0];
-        let mut q = [0.0; 3];
+        let (mut q, mut f) = ([0.0; 3], [0.0; 3]);
         model.activities(&p, &mut q);
+        model.production(&q, &mut Vec::new(), &mut f);
         let x = |j: usize| (p[j] / model.threshold[j]).powf(model.hill[j]);
         let expected = x(0) / ((1.0 + x(0)) * (1.0 + x(1)));
-        let got = model.production(2, &q, &mut Vec::new());
-        assert!((got - expected).abs() < 1e-12, "{got} vs {expected}");
+        assert!((f[2] - expected).abs() < 1e-12, "{} vs {expected}", f[2]);
         // A self-activating input: f = X_A / (1 + X_A).
-        let got = model.production(0, &q, &mut Vec::new());
-        assert!((got - x(0) / (1.0 + x(0))).abs() < 1e-12);
+        assert!((f[0] - x(0) / (1.0 + x(0))).abs() < 1e-12);
+    }
+
+    /// The truth table folded one regulator at a time, highest bit first.
+    fn folded(table: &[f64], regs: &[usize], q: &[f64]) -> f64 {
+        let mut t = table.to_vec();
+        for (b, &j) in regs.iter().enumerate().rev() {
+            let half = 1usize << b;
+            for s in 0..half {
+                t[s] += (t[s + half] - t[s]) * q[j];
+            }
+        }
+        t[0]
+    }
+
+    #[test]
+    fn the_shared_diagram_is_the_table_fold_bit_for_bit() {
+        // Rules with shared parts, redundant regulators and constants.
+        let text = "A, A\nB, !A | C\nC, A & B\nD, (A & B) | (C & !E)\n\
+                    E, (A & B) | (C & !E) | (B & !B)\nF, 1\nG, A | !A\nH, (A | B) & (C | D) & !(E & F)\n";
+        let net = BooleanNetwork::parse_bnet(text, "t.bnet").unwrap();
+        let model = OdeModel::new(&net, &Kinetics::default(), 2).unwrap();
+        let table_steps: usize = model.tables.iter().map(|t| t.len() - 1).sum();
+        assert!(model.program.branches.len() < table_steps);
+        // G reads A but is constant: no branch, no activity of G's own needed.
+        assert_eq!(model.program.roots[6], 1);
+        let mut f = [0.0; 8];
+        let mut values = Vec::new();
+        for s in 0..50 {
+            let q: Vec<f64> = (0..8)
+                .map(|j| ((s * 7 + j * 3) % 11) as f64 / 10.0)
+                .collect();
+            model.production(&q, &mut values, &mut f);
+            for (i, got) in f.iter().enumerate() {
+                let want = folded(&model.tables[i], &model.regulators[i], &q);
+                assert_eq!(got.to_bits(), want.to_bits(), "node {i}, q {q:?}");
+            }
+        }
     }
 
     #[test]

@@ -8,7 +8,9 @@
 use cellwright_core::{CancelToken, NoProgress};
 use cellwright_data::boolean::BooleanNetwork;
 use cellwright_data::catalogue;
-use cellwright_sim::{CountNoise, Design, Perturbation, Settings, SimError, Simulation, Simulator};
+use cellwright_sim::{
+    CountNoise, Design, Initial, Perturbation, Settings, SimError, Simulation, Simulator,
+};
 use ndarray::Array2;
 
 fn model(name: &str) -> BooleanNetwork {
@@ -64,6 +66,58 @@ fn noise_free_steady_states_are_the_boolean_fixed_points() {
             }
         }
     }
+}
+
+/// The single-precision vector integration of cells (`run`) without noise lands where the
+/// double-precision Euler steps of `steady_state` do: from every Boolean fixed point, and from
+/// BoolODE's half-maximal start where that settles.
+#[test]
+fn cells_without_noise_settle_where_the_double_precision_steady_state_does() {
+    let mut from_half_max = 0;
+    for name in MODELS {
+        let net = model(name);
+        let mut starts: Vec<Option<Vec<bool>>> = net
+            .fixed_points()
+            .unwrap()
+            .into_iter()
+            .map(|s| Some(bits(&net, s)))
+            .collect();
+        starts.push(None);
+        for start in starts {
+            let settings = Settings {
+                noise: 0.0,
+                duration: 40.0,
+                initial: start.clone().map_or(Initial::HalfMax, Initial::State),
+                ..Settings::default()
+            };
+            let sim = Simulator::new(&net, settings, 4).unwrap();
+            let want = match sim.steady_state(&Perturbation::control(), start.as_deref()) {
+                Ok(levels) => levels,
+                Err(SimError::NotSettled { .. }) if start.is_none() => continue,
+                Err(e) => panic!("{name}: {e}"),
+            };
+            let cells = sim
+                .run(
+                    &[(Perturbation::control(), 3)],
+                    &NoProgress,
+                    &CancelToken::new(),
+                )
+                .unwrap();
+            for (i, &w) in want.iter().enumerate() {
+                let got = f64::from(cells.mrna[[2, i]]);
+                assert!(
+                    (got - w).abs() < 1e-3,
+                    "{name} from {start:?}, {}: {got} vs {w}",
+                    net.nodes()[i]
+                );
+            }
+            from_half_max += usize::from(start.is_none());
+        }
+    }
+    assert!(
+        from_half_max >= 3,
+        "only {from_half_max} models settle from half maximum"
+    );
 }
 
 /// The fixed points that asynchronous updates (one node at a time, any order) can reach from

@@ -106,38 +106,39 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
         )?;
         bar.set_message("peer: the same equations in NumPy");
         let p = python_json(Command::new(python).arg(&script).arg("--spec").arg(&spec))?;
-        let mut per_model = Vec::new();
-        for name in MODELS {
-            let theirs = &p["models"][name];
-            let mine = &ours[name];
-            let t = theirs["seconds"].as_f64().context("peer seconds")?;
-            let ratio = t / mine["seconds"].as_f64().unwrap_or(f64::NAN);
-            let single = t / mine["seconds_one_thread"].as_f64().unwrap_or(f64::NAN);
-            let diff = theirs["check_final_mrna"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .zip(mine["check_final_mrna"].as_array().into_iter().flatten())
-                .map(|(a, b)| {
-                    (a.as_f64().unwrap_or(f64::NAN) - b.as_f64().unwrap_or(f64::NAN)).abs()
-                })
-                .fold(0.0, f64::max);
-            if diff > 1e-3 {
-                anyhow::bail!("{name}: NumPy and ours disagree without noise (max |Δ| {diff})");
+        // Per precision, each model's ratio; the headline is single precision, as ours.
+        let mut medians = Vec::new();
+        for (dtype, key) in [("float32", ""), ("float64", "_f64")] {
+            let mut per_model = Vec::new();
+            for name in MODELS {
+                let theirs = &p["models"][name][dtype];
+                let mine = &ours[name];
+                let t = theirs["seconds"].as_f64().context("peer seconds")?;
+                let diff = max_abs_diff(&theirs["check_final_mrna"], &mine["check_final_mrna"]);
+                if diff.is_nan() || diff > 1e-3 {
+                    anyhow::bail!(
+                        "{name}: NumPy ({dtype}) and ours disagree without noise (max |Δ| {diff})"
+                    );
+                }
+                let ratio = t / mine["seconds"].as_f64().unwrap_or(f64::NAN);
+                let single = t / mine["seconds_one_thread"].as_f64().unwrap_or(f64::NAN);
+                ratios.insert(format!("sim_numpy{key}_over_ours_{name}"), json!(ratio));
+                ratios.insert(
+                    format!("sim_numpy{key}_over_ours_one_thread_{name}"),
+                    json!(single),
+                );
+                ours[name][format!("check_max_abs_diff_{dtype}")] = json!(diff);
+                per_model.push(ratio);
             }
-            ratios.insert(format!("sim_numpy_over_ours_{name}"), json!(ratio));
-            ratios.insert(
-                format!("sim_numpy_over_ours_one_thread_{name}"),
-                json!(single),
-            );
-            ours[name]["check_max_abs_diff"] = json!(diff);
-            per_model.push(ratio);
+            per_model.sort_by(f64::total_cmp);
+            medians.push((
+                format!("sim_numpy{key}_over_ours"),
+                per_model[per_model.len() / 2],
+            ));
         }
-        per_model.sort_by(f64::total_cmp);
-        ratios.insert(
-            "sim_numpy_over_ours".into(),
-            json!(per_model[per_model.len() / 2]),
-        );
+        for (k, v) in medians {
+            ratios.insert(k, json!(v));
+        }
         peer = p;
     }
     bar.finish_and_clear();
@@ -145,11 +146,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
     for name in MODELS {
         let o = &ours[name];
         println!(
-            "  {name:<24} {:>3} nodes  ours {:>7.3} (1 thread {:>7.3})  numpy {:>8}",
+            "  {name:<24} {:>3} nodes  ours {:>7.3} (1 thread {:>7.3})  numpy (f32) {:>8}",
             o["nodes"],
             o["seconds"].as_f64().unwrap_or(f64::NAN),
             o["seconds_one_thread"].as_f64().unwrap_or(f64::NAN),
-            peer["models"][name]["seconds"]
+            peer["models"][name]["float32"]["seconds"]
                 .as_f64()
                 .map_or_else(|| "-".into(), |s| format!("{s:.3}"))
         );
@@ -165,4 +166,17 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
     }
     Ok(0)
+}
+
+/// The largest absolute difference between two JSON arrays of numbers (NaN if either is not
+/// one, or they differ in length).
+fn max_abs_diff(a: &Value, b: &Value) -> f64 {
+    match (a.as_array(), b.as_array()) {
+        (Some(a), Some(b)) if a.len() == b.len() => a
+            .iter()
+            .zip(b)
+            .map(|(a, b)| (a.as_f64().unwrap_or(f64::NAN) - b.as_f64().unwrap_or(f64::NAN)).abs())
+            .fold(0.0, |m, d| if d > m || d.is_nan() { d } else { m }),
+        _ => f64::NAN,
+    }
 }
