@@ -7,6 +7,7 @@ mod architecture;
 mod bad_input;
 mod crash;
 mod data;
+mod grn;
 mod run;
 mod serve;
 mod simulate;

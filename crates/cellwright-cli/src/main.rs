@@ -4,6 +4,7 @@
 mod ask;
 mod bench;
 mod data_cmd;
+mod grn_cmd;
 mod models_cmd;
 mod paths;
 mod progress;
@@ -61,6 +62,9 @@ enum Command {
     Data(data_cmd::DataCommand),
     /// Simulate cells from a Boolean model's stochastic ODEs: one condition, or a knockout screen.
     Simulate(simulate_cmd::SimulateArgs),
+    /// Gene-regulatory networks: infer one from expression data.
+    #[command(subcommand)]
+    Grn(grn_cmd::GrnCommand),
     /// Benchmarks against peers, measured in the same run.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -128,6 +132,10 @@ fn main() -> ExitCode {
             Command::Simulate(args) => {
                 let cancel = ask::cancel_on_signals();
                 tokio::task::block_in_place(|| simulate_cmd::run(args, &cancel))
+            }
+            Command::Grn(cmd) => {
+                let cancel = ask::cancel_on_signals();
+                tokio::task::block_in_place(|| grn_cmd::run(cmd, &cancel))
             }
             Command::Bench(cmd) => bench::run(cmd).await,
         }

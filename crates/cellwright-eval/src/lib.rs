@@ -1,0 +1,9 @@
+//! Metrics for the oracles, shared by their tests, benchmarks and tools.
+//!
+//! - [`ranking`]: a ranked list of candidates against a set of true ones: AUPRC (average
+//!   precision), AUPRC ratio, AUROC, early precision (EPR), precision–recall curves. Used to
+//!   score inferred gene-regulatory networks, BEELINE's way.
+
+pub mod ranking;
+
+pub use ranking::{Curve, EvalError, Metrics, Scored, metrics, pr_curve};
