@@ -1,9 +1,11 @@
-//! Metrics for the oracles, shared by their tests, benchmarks and tools.
+//! Metrics and plots for the oracles, shared by their tests, benchmarks and tools.
 //!
 //! - [`ranking`]: a ranked list of candidates against a set of true ones: AUPRC (average
 //!   precision), AUPRC ratio, AUROC, early precision (EPR), precision–recall curves. Used to
 //!   score inferred gene-regulatory networks, BEELINE's way.
+//! - [`plot`]: SVG line plots (PR curves, timings against size).
 
+pub mod plot;
 pub mod ranking;
 
 pub use ranking::{Curve, EvalError, Metrics, Scored, metrics, pr_curve};

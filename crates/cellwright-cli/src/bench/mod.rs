@@ -1,6 +1,7 @@
 //! `cellwright bench <area>`: each measures a peer in the same run and reports ratios.
 
 mod data;
+mod grn;
 mod models;
 mod runtime;
 mod sim;
@@ -30,6 +31,9 @@ pub enum BenchCommand {
     Data(BenchArgs),
     /// The network simulator vs the same equations vectorised in NumPy.
     Sim(BenchArgs),
+    /// GRN inference on simulated published models vs arboreto's GRNBoost2 and GENIE3;
+    /// scaling; precision on real data. Plots go beside --json (FILE.plots/).
+    Grn(BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -53,6 +57,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<u8> {
         BenchCommand::Tools(args) => models::tool_choice(args).await,
         BenchCommand::Data(args) => tokio::task::block_in_place(|| data::run(args)),
         BenchCommand::Sim(args) => tokio::task::block_in_place(|| sim::run(args)),
+        BenchCommand::Grn(args) => tokio::task::block_in_place(|| grn::run(args)),
     }
 }
 
