@@ -9,6 +9,7 @@ use cellwright_tools_data::{
 use cellwright_tools_genedb::{
     GeneDbHandle, GenesForTerm, GoTerms, LookupGene, RegulatorsOf, RegulonsHandle, TfTargets,
 };
+use cellwright_tools_grn::{ExplainRegulation, GrnState, InferGrn};
 use cellwright_tools_notebook::{ReadNotes, RecordNote};
 use cellwright_tools_sequence::{ReverseComplement, TranslateDna};
 use cellwright_tools_simulate::{RunKnockoutScreen, SimulateNetwork};
@@ -19,6 +20,8 @@ pub fn default_registry(notebook: &Path) -> Result<ToolRegistry, RegistryError> 
     let genes = GeneDbHandle::default();
     let regulons = RegulonsHandle::default();
     let datasets = LoadedDatasets::default();
+    // The inferred networks are shared by the two GRN tools; the data sets by every tool.
+    let grn = GrnState::new(datasets.clone());
     registry
         .register(TranslateDna)?
         .register(ReverseComplement)?
@@ -32,7 +35,9 @@ pub fn default_registry(notebook: &Path) -> Result<ToolRegistry, RegistryError> 
         .register(LoadDataset(datasets.clone()))?
         .register(DescribeDataset(datasets.clone()))?
         .register(SimulateNetwork(datasets.clone()))?
-        .register(RunKnockoutScreen(datasets))?
+        .register(RunKnockoutScreen(datasets.clone()))?
+        .register(InferGrn(grn.clone()))?
+        .register(ExplainRegulation(grn))?
         .register(RecordNote::new(notebook))?
         .register(ReadNotes::new(notebook))?;
     Ok(registry)

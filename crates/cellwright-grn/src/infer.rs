@@ -18,10 +18,10 @@ use crate::ensemble::{self, Boosting, Forest};
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Method {
-    /// GRNBoost2's gradient boosting ([`Boosting`]).
+    /// GRNBoost2's stochastic gradient boosting (settings: `Boosting`).
     #[default]
     Boost,
-    /// GENIE3's random forest ([`Forest`]).
+    /// GENIE3's random forest (settings: `Forest`).
     Forest,
     /// |Pearson correlation|.
     Pearson,

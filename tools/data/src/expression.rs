@@ -1,57 +1,14 @@
 //! [`LoadDataset`] and [`DescribeDataset`]: expression data sets, from the catalogue or the
 //! user's files, held in memory for the run and summarised for the model.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
 use cellwright_core::{Tool, ToolCtx, ToolError, closest_matches};
-use cellwright_data::catalogue::{CATALOGUE, Kind};
-use cellwright_data::load::{LoadedDatasets, read_expression};
+use cellwright_data::load::LoadedDatasets;
 use cellwright_data::matrix::{Column, ExpressionMatrix};
 use cellwright_data::text::Orientation;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::{failed, off_async};
-
-/// The data set `source` names, loaded on first use into `loaded`: a catalogue expression
-/// data set, or a path to an .h5ad file, a 10x directory or a table.
-fn load(
-    loaded: &LoadedDatasets,
-    source: &str,
-    orientation: Orientation,
-    ctx: &ToolCtx,
-) -> Result<Arc<ExpressionMatrix>, ToolError> {
-    if let Some(m) = loaded.get(source) {
-        return Ok(m);
-    }
-    let path = match CATALOGUE
-        .iter()
-        .find(|d| d.name == source && d.kind == Kind::Expression)
-    {
-        Some(d) => d.fetch(&*ctx.progress, &ctx.cancel)?.remove(0),
-        None if Path::new(source).exists() => PathBuf::from(source),
-        None => {
-            let mut names = loaded.names();
-            names.extend(expression_datasets().map(str::to_owned));
-            return Err(ToolError::NotFound {
-                what: "expression data set or file".into(),
-                name: source.to_owned(),
-                suggestions: closest_matches(source, names.iter().map(String::as_str), 0.7, 3),
-            });
-        }
-    };
-    let m = Arc::new(read_expression(&path, orientation).map_err(|e| failed(&e))?);
-    loaded.insert(source, m.clone());
-    Ok(m)
-}
-
-fn expression_datasets() -> impl Iterator<Item = &'static str> {
-    CATALOGUE
-        .iter()
-        .filter(|d| d.kind == Kind::Expression)
-        .map(|d| d.name)
-}
 
 /// Loads expression data for later questions.
 #[derive(Debug, Clone, Default)]
@@ -171,7 +128,7 @@ impl Tool for LoadDataset {
             } else {
                 Orientation::GenesByCells
             };
-            let m = load(&loaded, &args.source, orientation, &ctx)?;
+            let m = loaded.get_or_load(&args.source, orientation, &*ctx.progress, &ctx.cancel)?;
             Ok(summarise(&args.source, &m))
         })
         .await
@@ -377,7 +334,12 @@ impl Tool for DescribeDataset {
     async fn call(&self, ctx: &ToolCtx, args: Self::Args) -> Result<Self::Output, ToolError> {
         let (loaded, ctx) = (self.0.clone(), ctx.clone());
         off_async(move || {
-            let m = load(&loaded, &args.name, Orientation::GenesByCells, &ctx)?;
+            let m = loaded.get_or_load(
+                &args.name,
+                Orientation::GenesByCells,
+                &*ctx.progress,
+                &ctx.cancel,
+            )?;
             describe(&args.name, &m, args.group_by.as_deref(), args.top as usize)
         })
         .await
