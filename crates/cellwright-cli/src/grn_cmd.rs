@@ -9,7 +9,7 @@ use anyhow::Context;
 use cellwright_core::{CancelToken, Progress};
 use cellwright_data::load::read_expression;
 use cellwright_data::text::Orientation;
-use cellwright_grn::{Forest, GrnError, Method, Options, infer};
+use cellwright_grn::{Boosting, Forest, GrnError, Method, Options, infer};
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::exit;
@@ -42,6 +42,9 @@ pub struct InferArgs {
     /// Quantile bins per gene for the tree methods (2 to 256).
     #[arg(long, default_value_t = Options::default().max_bins)]
     bins: usize,
+    /// Learning rate of --method boost (GRNBoost2: 0.01).
+    #[arg(long, default_value_t = Boosting::default().learning_rate)]
+    learning_rate: f64,
     /// Trees per target for --method forest.
     #[arg(long, default_value_t = Forest::default().trees)]
     trees: usize,
@@ -113,9 +116,12 @@ pub fn run(command: GrnCommand, cancel: &CancelToken) -> anyhow::Result<u8> {
         seed: args.seed,
         max_bins: args.bins,
         forest: Forest { trees: args.trees },
+        boost: Boosting {
+            learning_rate: args.learning_rate,
+            ..Boosting::default()
+        },
         drop_constant: args.drop_constant,
         ignore_missing_regulators: args.ignore_missing_tfs,
-        ..Options::default()
     };
     let (cells, genes) = m.shape();
     eprintln!(

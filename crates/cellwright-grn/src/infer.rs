@@ -67,6 +67,36 @@ pub struct Options {
     pub ignore_missing_regulators: bool,
 }
 
+impl Options {
+    /// Settings out of their ranges are refused, named.
+    fn check(&self) -> Result<(), GrnError> {
+        let share = |v: f64| v > 0.0 && v <= 1.0;
+        let b = &self.boost;
+        let problems = [
+            (
+                !(2..=256).contains(&self.max_bins),
+                "max_bins must be 2 to 256",
+            ),
+            (self.forest.trees == 0, "forest.trees must be at least 1"),
+            (
+                !share(b.learning_rate),
+                "boost.learning_rate must be in (0, 1]",
+            ),
+            (b.max_trees == 0, "boost.max_trees must be at least 1"),
+            (b.max_depth == 0, "boost.max_depth must be at least 1"),
+            (
+                !share(b.features_per_split),
+                "boost.features_per_split must be in (0, 1]",
+            ),
+            (!share(b.subsample), "boost.subsample must be in (0, 1]"),
+        ];
+        match problems.iter().find(|(bad, _)| *bad) {
+            Some((_, what)) => Err(GrnError::Invalid(what.to_string())),
+            None => Ok(()),
+        }
+    }
+}
+
 impl Default for Options {
     fn default() -> Self {
         Self {
@@ -166,6 +196,7 @@ pub fn infer(
     progress: &dyn Progress,
     cancel: &CancelToken,
 ) -> Result<Network, GrnError> {
+    options.check()?;
     let (cells, _) = matrix.shape();
     if cells < 2 {
         return Err(GrnError::TooFewCells { cells });
@@ -255,6 +286,7 @@ pub fn score(
     progress: &dyn Progress,
     cancel: &CancelToken,
 ) -> Result<(Vec<ScoredEdge>, Vec<usize>), GrnError> {
+    options.check()?;
     let genes = columns.len();
     let standardised: Vec<Vec<f64>> = columns.iter().map(|c| standardise(c)).collect();
     let ranks: Vec<Vec<f64>> = match options.method {

@@ -91,6 +91,9 @@ pub(crate) struct Grower<'a> {
     order: Vec<u32>,
     pending: Vec<(usize, usize, usize, usize)>,
     right: Vec<u32>,
+    /// `1 / k` for every sample count `k`: split gains multiply instead of dividing (two
+    /// divisions per bin were a fifth of a boosting tree's time).
+    inverse: Vec<f64>,
     /// After [`Grower::grow`]: each leaf's node and its range of the reordered samples.
     pub(crate) leaves: Vec<(u32, u32, u32)>,
 }
@@ -118,6 +121,7 @@ impl<'a> Grower<'a> {
             order: (0..features.len() as u32).collect(),
             pending: Vec::new(),
             right: Vec::new(),
+            inverse: vec![0.0],
             leaves: Vec::new(),
         }
     }
@@ -135,6 +139,9 @@ impl<'a> Grower<'a> {
     ) -> Tree {
         let mut tree = Tree::default();
         self.leaves.clear();
+        while self.inverse.len() <= samples.len() {
+            self.inverse.push(1.0 / self.inverse.len() as f64);
+        }
         let root: f64 = samples.iter().map(|&s| y[s as usize]).sum();
         tree.nodes.push(leaf(root / samples.len().max(1) as f64));
         // (node, first sample, end, depth)
@@ -301,8 +308,8 @@ impl<'a> Grower<'a> {
                     if left.count < min_leaf || right.count < min_leaf {
                         continue;
                     }
-                    let gain = left.sum * left.sum / left.count
-                        + right.sum * right.sum / right.count
+                    let gain = left.sum * left.sum * self.inverse[left.count as usize]
+                        + right.sum * right.sum * self.inverse[right.count as usize]
                         - parent;
                     if best.as_ref().is_none_or(|b| gain > b.gain) {
                         best = Some(Split {

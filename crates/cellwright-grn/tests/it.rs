@@ -149,6 +149,16 @@ fn bad_input_is_a_clear_error() {
         infer(m, regs, options, &NoProgress, &CancelToken::new())
     };
     let opts = Options::default();
+    let two = matrix(vec![vec![1.0, 2.0], vec![2.0, 1.0]], &["A", "B"]);
+    let bad_rate = Options {
+        boost: cellwright_grn::Boosting {
+            learning_rate: f64::NAN,
+            ..Default::default()
+        },
+        ..Options::default()
+    };
+    let err = run(&two, None, &bad_rate).unwrap_err();
+    assert!(err.to_string().contains("learning_rate"), "{err}");
     let one_cell = matrix(vec![vec![1.0, 2.0]], &["A", "B"]);
     assert!(matches!(
         run(&one_cell, None, &opts),
