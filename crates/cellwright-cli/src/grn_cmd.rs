@@ -1,19 +1,18 @@
 //! `cellwright grn infer DATA --out edges.tsv …`: every regulator → target edge of an
 //! expression data set, scored and ranked.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
-use cellwright_core::{CancelToken, Progress};
+use cellwright_core::CancelToken;
 use cellwright_data::load::read_expression;
 use cellwright_data::text::Orientation;
 use cellwright_grn::{Boosting, Forest, GrnError, Method, Options, infer};
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::exit;
-use crate::progress::{self, SpinnerProgress};
+use crate::progress;
 
 #[derive(Debug, Subcommand)]
 pub enum GrnCommand {
@@ -129,16 +128,9 @@ pub fn run(command: GrnCommand, cancel: &CancelToken) -> anyhow::Result<u8> {
         args.data.display(),
         options.method.name()
     );
-    let spinner = std::io::stderr().is_terminal().then(progress::spinner);
-    let shown: Box<dyn Progress> = match &spinner {
-        Some(bar) => Box::new(SpinnerProgress(bar.clone())),
-        None => Box::new(cellwright_core::NoProgress),
-    };
     let started = Instant::now();
-    let result = infer(&m, regulators.as_deref(), &options, &*shown, cancel);
-    if let Some(bar) = spinner {
-        bar.finish_and_clear();
-    }
+    let result =
+        progress::with_spinner(|shown| infer(&m, regulators.as_deref(), &options, shown, cancel));
     let network = match result {
         Ok(n) => n,
         Err(GrnError::Cancelled) => {

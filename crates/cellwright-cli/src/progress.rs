@@ -1,5 +1,6 @@
 //! Progress shown to people: spinners for long work, a bar for downloads.
 
+use std::io::IsTerminal;
 use std::time::Duration;
 
 use cellwright_core::Progress;
@@ -56,4 +57,18 @@ impl Progress for SpinnerProgress {
     fn report(&self, done: u64, total: Option<u64>, message: &str) {
         show_on(&self.0, done, total, message);
     }
+}
+
+/// Runs `work` with its progress on a spinner while stderr is a terminal (reports go nowhere
+/// otherwise), and clears the spinner when it ends.
+pub fn with_spinner<T>(work: impl FnOnce(&dyn Progress) -> T) -> T {
+    let bar = std::io::stderr().is_terminal().then(spinner);
+    let result = match &bar {
+        Some(bar) => work(&SpinnerProgress(bar.clone())),
+        None => work(&cellwright_core::NoProgress),
+    };
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    result
 }

@@ -1,11 +1,10 @@
 //! `cellwright simulate MODEL …` and `cellwright simulate screen MODEL …`: cells from a
 //! Boolean model's stochastic ODEs, written as .h5ad or .tsv with the ground-truth network.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use cellwright_core::{CancelToken, Progress};
+use cellwright_core::CancelToken;
 use cellwright_data::catalogue;
 use cellwright_data::h5ad;
 use cellwright_data::matrix::ExpressionMatrix;
@@ -16,7 +15,7 @@ use cellwright_sim::{
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::exit;
-use crate::progress::{self, FetchBar, SpinnerProgress};
+use crate::progress::{self, FetchBar};
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
@@ -193,15 +192,7 @@ fn simulate(
     groups: &[(Perturbation, usize)],
     cancel: &CancelToken,
 ) -> anyhow::Result<Option<Simulation>> {
-    let spinner = std::io::stderr().is_terminal().then(progress::spinner);
-    let shown: Box<dyn Progress> = match &spinner {
-        Some(bar) => Box::new(SpinnerProgress(bar.clone())),
-        None => Box::new(cellwright_core::NoProgress),
-    };
-    let result = simulator.run(groups, &*shown, cancel);
-    if let Some(bar) = spinner {
-        bar.finish_and_clear();
-    }
+    let result = progress::with_spinner(|shown| simulator.run(groups, shown, cancel));
     match result {
         Ok(sim) => Ok(Some(sim)),
         Err(SimError::Cancelled) => {
