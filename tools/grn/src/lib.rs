@@ -96,11 +96,11 @@ impl GrnState {
         if let Some(r) = slot.as_ref() {
             return Ok(r.clone());
         }
-        let path = catalogue::find("pathway-commons-regulons")?
-            .fetch(&*ctx.progress, &ctx.cancel)?
-            .into_iter()
-            .next()
-            .ok_or_else(|| failed("the Pathway Commons data set has no file".into()))?;
+        let path = catalogue::find("pathway-commons-regulons")?.fetch_file(
+            "",
+            &*ctx.progress,
+            &ctx.cancel,
+        )?;
         let r = Arc::new(Regulons::read(&path).map_err(|e| failed(e.to_string()))?);
         *slot = Some(r.clone());
         Ok(r)

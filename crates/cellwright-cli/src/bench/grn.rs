@@ -552,13 +552,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
 /// that Pathway Commons lists, and that share among all candidate edges of the same TFs.
 fn real_data(max_k: usize) -> anyhow::Result<Value> {
     let cancel = CancelToken::new();
-    let file = |name: &str, ends: &str| -> anyhow::Result<PathBuf> {
-        catalogue::find(name)?
-            .fetch(&NoProgress, &cancel)?
-            .into_iter()
-            .find(|p| p.to_string_lossy().ends_with(ends))
-            .with_context(|| format!("{name}: no file ending {ends}"))
-    };
+    let file =
+        |name: &str, ends: &str| catalogue::find(name)?.fetch_file(ends, &NoProgress, &cancel);
     let m = cellwright_data::h5ad::read(&file("pbmc68k_reduced", ".h5ad")?)?;
     let tfs = catalogue::human_tfs(&NoProgress, &cancel)?;
     let regulons = Regulons::read(&file("pathway-commons-regulons", ".pkl")?)?;
