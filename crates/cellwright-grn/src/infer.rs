@@ -312,11 +312,14 @@ pub fn score(
             let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
             rng.set_stream(target as u64);
             let mut trees = 0;
+            // Each candidate's Pearson correlation with the target: the edge's sign, and the
+            // score of the Pearson method.
+            let pearson: Vec<f64> = candidates
+                .iter()
+                .map(|&r| dot(&standardised[r], &standardised[target]))
+                .collect();
             let scores: Vec<f64> = match options.method {
-                Method::Pearson => candidates
-                    .iter()
-                    .map(|&r| dot(&standardised[r], &standardised[target]).abs())
-                    .collect(),
+                Method::Pearson => pearson.iter().map(|r| r.abs()).collect(),
                 Method::Spearman => candidates
                     .iter()
                     .map(|&r| dot(&ranks[r], &ranks[target]).abs())
@@ -341,21 +344,18 @@ pub fn score(
             };
             let edges = candidates
                 .iter()
-                .zip(scores)
-                .map(|(&regulator, score)| {
-                    let r = dot(&standardised[regulator], &standardised[target]);
-                    ScoredEdge {
-                        regulator,
-                        target,
-                        score,
-                        sign: if r > 0.0 {
-                            1
-                        } else if r < 0.0 {
-                            -1
-                        } else {
-                            0
-                        },
-                    }
+                .zip(scores.into_iter().zip(pearson))
+                .map(|(&regulator, (score, r))| ScoredEdge {
+                    regulator,
+                    target,
+                    score,
+                    sign: if r > 0.0 {
+                        1
+                    } else if r < 0.0 {
+                        -1
+                    } else {
+                        0
+                    },
                 })
                 .collect();
             let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
