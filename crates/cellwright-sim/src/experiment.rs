@@ -329,33 +329,34 @@ impl Simulator {
     /// thread runs the block.
     fn block(&self, applied: &[Applied], groups: &[usize], first: usize) -> Block {
         let n = self.model.len();
-        let mut block = Block {
-            x: vec![[0.0; LANES]; n],
-            p: vec![[0.0; LANES]; n],
-            transcription: vec![[0.0; LANES]; n],
-            forced_on: vec![[false; LANES]; n],
-            rng: LaneRng::new([[0; 4]; LANES]),
-            shown: [1; LANES],
-        };
-        let mut seeds = [[0u32; 4]; LANES];
+        let (mut x, mut p) = (vec![[0.0; LANES]; n], vec![[0.0; LANES]; n]);
+        let mut transcription = vec![[0.0; LANES]; n];
+        let mut forced_on = vec![[false; LANES]; n];
+        let (mut shown, mut seeds) = ([1; LANES], [[0u32; 4]; LANES]);
         for (l, &g) in groups.iter().enumerate() {
             let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
             rng.set_stream((first + l) as u64);
-            block.shown[l] = match self.settings.design {
+            shown[l] = match self.settings.design {
                 Design::SteadyState => self.steps,
                 Design::Trajectory => rng.gen_range(1..=self.steps),
             };
             seeds[l] = rng.r#gen();
-            let (x, p) = self.start(&applied[g], None);
+            let (x0, p0) = self.start(&applied[g], None);
             for i in 0..n {
-                block.x[i][l] = x[i] as f32;
-                block.p[i][l] = p[i] as f32;
-                block.transcription[i][l] = applied[g].transcription[i] as f32;
-                block.forced_on[i][l] = applied[g].forced_on[i];
+                x[i][l] = x0[i] as f32;
+                p[i][l] = p0[i] as f32;
+                transcription[i][l] = applied[g].transcription[i] as f32;
+                forced_on[i][l] = applied[g].forced_on[i];
             }
         }
-        block.rng = LaneRng::new(seeds);
-        block
+        Block {
+            x,
+            p,
+            transcription,
+            forced_on,
+            rng: LaneRng::new(seeds),
+            shown,
+        }
     }
 
     /// `cells` cells for each perturbation, every cell its own trajectory, integrated in
