@@ -90,15 +90,19 @@ pub fn lines(
     bounds: Option<((f64, f64), (f64, f64))>,
 ) -> Result<(), PlotError> {
     let shown = path.display().to_string();
-    let all: Vec<(f64, f64)> = series
-        .iter()
-        .flat_map(|s| s.points.iter().copied())
-        .collect();
+    // Each series' points that its axes can show (finite; positive on a log scale).
     let usable = |v: f64, log: bool| v.is_finite() && (!log || v > 0.0);
-    let all: Vec<(f64, f64)> = all
-        .into_iter()
-        .filter(|&(x, y)| usable(x, axes.log_x) && usable(y, axes.log_y))
+    let drawn: Vec<Vec<(f64, f64)>> = series
+        .iter()
+        .map(|s| {
+            s.points
+                .iter()
+                .copied()
+                .filter(|&(x, y)| usable(x, axes.log_x) && usable(y, axes.log_y))
+                .collect()
+        })
         .collect();
+    let all: Vec<(f64, f64)> = drawn.iter().flatten().copied().collect();
     if all.is_empty() {
         return Err(PlotError::Empty(shown));
     }
@@ -153,14 +157,8 @@ pub fn lines(
                 .y_desc(axes.y)
                 .draw()
                 .map_err(|e| draw(&e))?;
-            for (i, s) in series.iter().enumerate() {
+            for (i, (s, points)) in series.iter().zip(&drawn).enumerate() {
                 let color = PALETTE[i % PALETTE.len()];
-                let points: Vec<(f64, f64)> = s
-                    .points
-                    .iter()
-                    .copied()
-                    .filter(|&(x, y)| usable(x, axes.log_x) && usable(y, axes.log_y))
-                    .collect();
                 chart
                     .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
                     .map_err(|e| draw(&e))?
