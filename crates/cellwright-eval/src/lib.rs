@@ -3,9 +3,12 @@
 //! - [`ranking`]: a ranked list of candidates against a set of true ones: AUPRC (average
 //!   precision), AUPRC ratio, AUROC, early precision (EPR), precision–recall curves. Used to
 //!   score inferred gene-regulatory networks, BEELINE's way.
+//! - [`signed`]: the same for activating and inhibitory edges apart, and sign accuracy.
 //! - [`plot`]: SVG line plots (PR curves, timings against size).
 
 pub mod plot;
 pub mod ranking;
+pub mod signed;
 
 pub use ranking::{Curve, EvalError, Metrics, Scored, metrics, pr_curve};
+pub use signed::{SignedMetrics, SignedScored, signed_metrics};
