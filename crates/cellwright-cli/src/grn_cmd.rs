@@ -32,7 +32,8 @@ pub struct InferArgs {
     /// comma- or tab-separated field; `#` starts a comment). Default: every gene.
     #[arg(long)]
     tfs: Option<PathBuf>,
-    /// boost: GRNBoost2's gradient boosting; forest: GENIE3's random forest; pearson or
+    /// boost: gradient boosting as in GRNBoost2; forest: GENIE3's random forest; neural: a small
+    /// network per target (candle), scored by gradients; pearson or
     /// spearman: |correlation|; random: chance.
     #[arg(long, value_enum, default_value = "boost")]
     method: MethodArg,
@@ -41,7 +42,7 @@ pub struct InferArgs {
     /// Quantile bins per gene for the tree methods (2 to 256).
     #[arg(long, default_value_t = Options::default().max_bins)]
     bins: usize,
-    /// Learning rate of --method boost (GRNBoost2: 0.01).
+    /// Learning rate of --method boost (GRNBoost2's: 0.01, as accurate and ~3× slower).
     #[arg(long, default_value_t = Boosting::default().learning_rate)]
     learning_rate: f64,
     /// Trees per target for --method forest.
@@ -65,6 +66,7 @@ pub struct InferArgs {
 enum MethodArg {
     Boost,
     Forest,
+    Neural,
     #[value(alias = "corr")]
     Pearson,
     Spearman,
@@ -76,6 +78,7 @@ impl From<MethodArg> for Method {
         match m {
             MethodArg::Boost => Method::Boost,
             MethodArg::Forest => Method::Forest,
+            MethodArg::Neural => Method::Neural,
             MethodArg::Pearson => Method::Pearson,
             MethodArg::Spearman => Method::Spearman,
             MethodArg::Random => Method::Random,
@@ -121,6 +124,7 @@ pub fn run(command: GrnCommand, cancel: &CancelToken) -> anyhow::Result<u8> {
         },
         drop_constant: args.drop_constant,
         ignore_missing_regulators: args.ignore_missing_tfs,
+        ..Options::default()
     };
     let (cells, genes) = m.shape();
     eprintln!(

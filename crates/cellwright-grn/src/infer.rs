@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bins::Binned;
 use crate::ensemble::{self, Boosting, Forest};
+use crate::neural::{self, Neural};
 
 /// How edges are scored.
 #[derive(
@@ -23,6 +24,8 @@ pub enum Method {
     Boost,
     /// GENIE3's random forest (settings: `Forest`).
     Forest,
+    /// A network per target trained with candle; gradient attributions (settings: `Neural`).
+    Neural,
     /// |Pearson correlation|.
     Pearson,
     /// |Spearman correlation| (Pearson on ranks, ties averaged).
@@ -32,9 +35,10 @@ pub enum Method {
 }
 
 impl Method {
-    pub const ALL: [Method; 5] = [
+    pub const ALL: [Method; 6] = [
         Method::Boost,
         Method::Forest,
+        Method::Neural,
         Method::Pearson,
         Method::Spearman,
         Method::Random,
@@ -44,6 +48,7 @@ impl Method {
         match self {
             Method::Boost => "boost",
             Method::Forest => "forest",
+            Method::Neural => "neural",
             Method::Pearson => "pearson",
             Method::Spearman => "spearman",
             Method::Random => "random",
@@ -61,6 +66,7 @@ pub struct Options {
     pub max_bins: usize,
     pub forest: Forest,
     pub boost: Boosting,
+    pub neural: Neural,
     /// Leave out genes with the same value in every cell instead of refusing the data.
     pub drop_constant: bool,
     /// Leave out regulators the matrix lacks instead of refusing the list.
@@ -90,7 +96,11 @@ impl Options {
             ),
             (!share(b.subsample), "boost.subsample must be in (0, 1]"),
         ];
-        match problems.iter().find(|(bad, _)| *bad) {
+        match problems
+            .iter()
+            .chain(&self.neural.problems())
+            .find(|(bad, _)| *bad)
+        {
             Some((_, what)) => Err(GrnError::Invalid(what.to_string())),
             None => Ok(()),
         }
@@ -105,6 +115,7 @@ impl Default for Options {
             max_bins: 256,
             forest: Forest::default(),
             boost: Boosting::default(),
+            neural: Neural::default(),
             drop_constant: false,
             ignore_missing_regulators: false,
         }
@@ -132,6 +143,8 @@ pub enum GrnError {
     MissingRegulators { count: usize, examples: Vec<String> },
     #[error("{0}")]
     Invalid(String),
+    #[error("the neural model failed: {0}")]
+    Neural(String),
     #[error("inference was cancelled")]
     Cancelled,
 }
@@ -297,6 +310,17 @@ pub fn score(
         Method::Boost | Method::Forest => Some(Binned::new(columns, options.max_bins)),
         _ => None,
     };
+    let neural = match options.method {
+        Method::Neural => Some(neural::saliency(
+            columns,
+            regulators,
+            &options.neural,
+            options.seed,
+            progress,
+            cancel,
+        )?),
+        _ => None,
+    };
     let done = AtomicU64::new(0);
     let per_target: Vec<(Vec<ScoredEdge>, usize)> = (0..genes)
         .into_par_iter()
@@ -325,6 +349,15 @@ pub fn score(
                     .map(|&r| dot(&ranks[r], &ranks[target]).abs())
                     .collect(),
                 Method::Random => candidates.iter().map(|_| rng.r#gen::<f64>()).collect(),
+                Method::Neural => {
+                    let row = &neural.as_ref().expect("scores for the neural method")[target];
+                    regulators
+                        .iter()
+                        .zip(row)
+                        .filter(|&(&r, _)| r != target)
+                        .map(|(_, &s)| s)
+                        .collect()
+                }
                 Method::Boost | Method::Forest => {
                     let binned = binned.as_ref().expect("binned for tree methods");
                     let features: Vec<&[u8]> = candidates

@@ -1,5 +1,5 @@
-//! cellwright-grn on cells simulated from a published Boolean model: the tree methods find
-//! its edges far better than chance, a seed gives the same network on one thread and on two,
+//! cellwright-grn on cells simulated from a published Boolean model: the tree and neural
+//! methods find its edges far better than chance, a seed gives the same network on one thread and on two,
 //! and bad input is refused with a clear error.
 
 #![allow(clippy::unwrap_used)]
@@ -80,7 +80,7 @@ fn tree_methods_find_the_model_edges_far_better_than_chance() {
         auprc.insert(method.name(), metrics.auprc_ratio);
     }
     // A random ranking's AUPRC ratio is 1 in expectation.
-    for method in ["boost", "forest"] {
+    for method in ["boost", "forest", "neural"] {
         assert!(
             auprc[method] > 1.4 && auprc[method] > auprc["random"],
             "{method}: {auprc:?}"
@@ -94,7 +94,12 @@ fn tree_methods_find_the_model_edges_far_better_than_chance() {
 #[test]
 fn a_seed_gives_the_same_network_on_one_thread_and_on_two() {
     let (m, regulators, _) = myeloid(200);
-    for method in [Method::Boost, Method::Forest, Method::Random] {
+    for method in [
+        Method::Boost,
+        Method::Forest,
+        Method::Neural,
+        Method::Random,
+    ] {
         let options = Options {
             method,
             seed: 3,
@@ -159,6 +164,16 @@ fn bad_input_is_a_clear_error() {
     };
     let err = run(&two, None, &bad_rate).unwrap_err();
     assert!(err.to_string().contains("learning_rate"), "{err}");
+    let no_hidden = Options {
+        method: Method::Neural,
+        neural: cellwright_grn::Neural {
+            hidden: 0,
+            ..Default::default()
+        },
+        ..Options::default()
+    };
+    let err = run(&two, None, &no_hidden).unwrap_err();
+    assert!(err.to_string().contains("neural.hidden"), "{err}");
     let one_cell = matrix(vec![vec![1.0, 2.0]], &["A", "B"]);
     assert!(matches!(
         run(&one_cell, None, &opts),

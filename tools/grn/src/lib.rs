@@ -174,7 +174,7 @@ pub struct InferGrnArgs {
     /// Use the 1,672 human transcription factors as the candidate regulators.
     #[serde(default)]
     pub human_tfs: bool,
-    /// `boost` (GRNBoost2, the default), `forest` (GENIE3), `pearson`, `spearman`, `random`.
+    /// `boost` (GRNBoost2, the default), `forest` (GENIE3), `neural`, `pearson`, `spearman`, `random`.
     #[serde(default)]
     pub method: Method,
     /// Edges to list here; the full ranked list is an artifact.

@@ -33,7 +33,7 @@ pub enum BenchCommand {
     Sim(BenchArgs),
     /// GRN inference on simulated published models vs arboreto's GRNBoost2 and GENIE3;
     /// scaling; precision on real data. Plots go beside --json (FILE.plots/).
-    Grn(BenchArgs),
+    Grn(grn::GrnBenchArgs),
 }
 
 #[derive(Debug, Args)]
