@@ -588,7 +588,9 @@ pub fn run(grn_args: GrnBenchArgs) -> anyhow::Result<u8> {
             ratios.insert("grnboost2_time_over_ours_largest".into(), json!(t / o));
         }
     }
-    println!("scaling ({SCALING_MODEL} copies, {scale_cells} cells):");
+    if !scaling.is_empty() {
+        println!("scaling ({SCALING_MODEL} copies, {scale_cells} cells):");
+    }
     for p in &scaling {
         println!(
             "  {:>5} genes ({} regulators): ours {:.2} s, GRNBoost2 {}",
