@@ -4,11 +4,17 @@
 //!   precision), AUPRC ratio, AUROC, early precision (EPR), precision–recall curves. Used to
 //!   score inferred gene-regulatory networks, BEELINE's way.
 //! - [`signed`]: the same for activating and inhibitory edges apart, and sign accuracy.
+//! - [`labels`]: predicted labels and clusters against true labels (macro-F1, ARI, NMI), how
+//!   well an embedding keeps labels apart (silhouette, cross-validated kNN macro-F1).
 //! - [`plot`]: SVG line plots (PR curves, timings against size).
 
+pub mod labels;
 pub mod plot;
 pub mod ranking;
 pub mod signed;
 
+pub use labels::{
+    LabelError, adjusted_rand_index, knn_macro_f1, macro_f1, normalized_mutual_info, silhouette,
+};
 pub use ranking::{Curve, EvalError, Metrics, Scored, metrics, pr_curve};
 pub use signed::{SignedMetrics, SignedScored, signed_metrics};
