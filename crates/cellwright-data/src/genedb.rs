@@ -116,6 +116,16 @@ pub struct TermGenes {
     pub with_offspring: usize,
 }
 
+/// What the databases say about one gene, in bulk: the text behind its knowledge embedding.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct GeneCard {
+    pub entrez_id: String,
+    pub symbol: String,
+    pub name: String,
+    /// Names of the GO terms annotated directly, per aspect, sorted, each once.
+    pub go: BTreeMap<Aspect, Vec<String>>,
+}
+
 /// The two databases, read-only.
 #[derive(Debug, Clone)]
 pub struct GeneDb {
@@ -386,5 +396,50 @@ impl GeneDb {
             direct: direct.into_iter().map(|(s,)| s).collect(),
             with_offspring: with_offspring as usize,
         })
+    }
+
+    /// Every gene with its name and GO term names, by Entrez id (a few bulk queries).
+    pub async fn cards(&self) -> Result<Vec<GeneCard>, GeneDbError> {
+        let genes: Vec<(i64, String, String, String)> = sqlx::query_as(
+            "SELECT g._id, g.gene_id, i.symbol, i.gene_name FROM genes g JOIN gene_info i USING (_id) ORDER BY CAST(g.gene_id AS INTEGER)",
+        )
+        .fetch_all(&self.org)
+        .await?;
+        let mut annotated: BTreeMap<(i64, Aspect), Vec<String>> = BTreeMap::new();
+        for aspect in Aspect::ALL {
+            let sql = format!("SELECT DISTINCT _id, go_id FROM {}", aspect.table(false));
+            let rows: Vec<(i64, String)> = sqlx::query_as(AssertSqlSafe(sql))
+                .fetch_all(&self.org)
+                .await?;
+            for (id, go_id) in rows {
+                annotated.entry((id, aspect)).or_default().push(go_id);
+            }
+        }
+        let mut ids: Vec<&str> = annotated.values().flatten().map(String::as_str).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let names = self.term_names(ids.into_iter()).await?;
+        Ok(genes
+            .into_iter()
+            .map(|(id, entrez_id, symbol, name)| {
+                let go = Aspect::ALL
+                    .into_iter()
+                    .filter_map(|aspect| {
+                        let ids = annotated.get(&(id, aspect))?;
+                        let mut terms: Vec<String> =
+                            ids.iter().filter_map(|i| names.get(i).cloned()).collect();
+                        terms.sort();
+                        terms.dedup();
+                        Some((aspect, terms))
+                    })
+                    .collect();
+                GeneCard {
+                    entrez_id,
+                    symbol,
+                    name,
+                    go,
+                }
+            })
+            .collect())
     }
 }

@@ -83,6 +83,29 @@ async fn go_terms_and_their_genes() {
 }
 
 #[tokio::test]
+async fn every_gene_has_a_card_that_agrees_with_the_per_gene_queries() {
+    let db = db().await;
+    let cards = db.cards().await.unwrap();
+    // org.Hs.eg.db 3.16 holds 77,614 genes; every one gets a card.
+    assert_eq!(cards.len(), 77_614);
+    let gapdh = cards.iter().find(|c| c.symbol == "GAPDH").unwrap();
+    assert_eq!(gapdh.entrez_id, "2597");
+    let (gene, terms) = db.go_terms("GAPDH", &Aspect::ALL).await.unwrap();
+    assert_eq!(gapdh.name, gene.name);
+    for aspect in Aspect::ALL {
+        let mut expected: Vec<String> = terms
+            .iter()
+            .filter(|t| t.aspect == aspect)
+            .map(|t| t.term.clone())
+            .collect();
+        expected.sort();
+        expected.dedup();
+        assert_eq!(gapdh.go[&aspect], expected, "{aspect:?}");
+    }
+    assert!(gapdh.go[&Aspect::BiologicalProcess].contains(&"glycolytic process".to_owned()));
+}
+
+#[tokio::test]
 async fn a_file_that_is_not_the_database_is_refused_at_open() {
     let dir = tempfile::tempdir().unwrap();
     let junk = dir.path().join("junk.sqlite");

@@ -1,0 +1,247 @@
+//! Cell embeddings that need no training: GenePT-w (the expression-weighted mean of the
+//! cell's gene embeddings) and cell sentences (the cell's most expressed genes written as text
+//! for a sentence model).
+
+use cellwright_core::{CancelToken, Embedder, Progress};
+use cellwright_data::matrix::ExpressionMatrix;
+
+use crate::genes::GeneEmbeddings;
+
+/// Texts embedded per call of the embedder: a progress step.
+const CHUNK: usize = 256;
+
+/// Why cells could not be embedded.
+#[derive(Debug, thiserror::Error)]
+pub enum CellEmbeddingError {
+    #[error(
+        "none of the matrix's {genes} genes is in the gene embeddings (e.g. {examples}): are they symbols of human genes?"
+    )]
+    NoSharedGenes { genes: usize, examples: String },
+    #[error(
+        "{count} cells have no expression in the {used} genes that have embeddings (the first: `{first}`)"
+    )]
+    EmptyCells {
+        count: usize,
+        first: String,
+        used: usize,
+    },
+    #[error("cell `{cell}`, gene `{gene}`: the value {value} is not a finite number ≥ 0")]
+    BadValue {
+        cell: String,
+        gene: String,
+        value: f32,
+    },
+    #[error("the embedder failed: {0}")]
+    Embedder(String),
+    #[error("the embedder returned {got} vectors for {asked} texts")]
+    Count { asked: usize, got: usize },
+    #[error("the embedder returned vectors of {got} values, {expected} expected")]
+    Dimension { expected: usize, got: usize },
+    #[error("cancelled")]
+    Cancelled,
+    #[error("the matrix has no cells")]
+    NoCells,
+}
+
+/// One vector per cell, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CellEmbedding {
+    pub cells: Vec<String>,
+    pub dimension: usize,
+    pub values: Vec<f32>,
+}
+
+impl CellEmbedding {
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.values[i * self.dimension..(i + 1) * self.dimension]
+    }
+}
+
+/// How many of the matrix's genes had a vector.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Coverage {
+    pub used: usize,
+    pub missing: usize,
+    /// Up to 10 of the missing genes, in matrix order.
+    pub missing_examples: Vec<String>,
+}
+
+fn check_value(m: &ExpressionMatrix, i: usize, j: usize, v: f32) -> Result<(), CellEmbeddingError> {
+    if v.is_finite() && v >= 0.0 {
+        Ok(())
+    } else {
+        Err(CellEmbeddingError::BadValue {
+            cell: m.cells()[i].clone(),
+            gene: m.genes()[j].clone(),
+            value: v,
+        })
+    }
+}
+
+/// GenePT-w: each cell's vector is `Σ_g x_g e_g / Σ_g x_g` over the genes `g` that have an
+/// embedding `e_g`, then L2-normalised. `m` should hold normalised expression (e.g. log1p of
+/// counts scaled to a common total); genes are matched by symbol, whatever their case.
+pub fn genept_w(
+    m: &ExpressionMatrix,
+    genes: &GeneEmbeddings,
+) -> Result<(CellEmbedding, Coverage), CellEmbeddingError> {
+    let (n, _) = m.shape();
+    if n == 0 {
+        return Err(CellEmbeddingError::NoCells);
+    }
+    let rows: Vec<Option<usize>> = m.genes().iter().map(|g| genes.position(g)).collect();
+    let missing: Vec<&String> = m
+        .genes()
+        .iter()
+        .zip(&rows)
+        .filter(|(_, r)| r.is_none())
+        .map(|(g, _)| g)
+        .collect();
+    let coverage = Coverage {
+        used: rows.len() - missing.len(),
+        missing: missing.len(),
+        missing_examples: missing.iter().take(10).map(|g| g.to_string()).collect(),
+    };
+    if coverage.used == 0 {
+        return Err(CellEmbeddingError::NoSharedGenes {
+            genes: rows.len(),
+            examples: coverage.missing_examples[..coverage.missing_examples.len().min(3)]
+                .join(", "),
+        });
+    }
+    let d = genes.dimension();
+    let table = genes.values();
+    let mut values = vec![0.0f64; n * d];
+    let mut weights = vec![0.0f64; n];
+    let mut bad = Ok(());
+    m.x().for_each(|i, j, v| {
+        if bad.is_err() || v == 0.0 {
+            return;
+        }
+        if let Err(e) = check_value(m, i, j, v) {
+            bad = Err(e);
+            return;
+        }
+        if let Some(r) = rows[j] {
+            let w = f64::from(v);
+            weights[i] += w;
+            for (into, &e) in values[i * d..(i + 1) * d]
+                .iter_mut()
+                .zip(&table[r * d..(r + 1) * d])
+            {
+                *into += w * f64::from(e);
+            }
+        }
+    });
+    bad?;
+    let empty: Vec<usize> = (0..n).filter(|&i| weights[i] == 0.0).collect();
+    if let Some(&first) = empty.first() {
+        return Err(CellEmbeddingError::EmptyCells {
+            count: empty.len(),
+            first: m.cells()[first].clone(),
+            used: coverage.used,
+        });
+    }
+    let mut out = Vec::with_capacity(n * d);
+    for (i, &w) in weights.iter().enumerate() {
+        let row: Vec<f64> = values[i * d..(i + 1) * d].iter().map(|x| x / w).collect();
+        let norm = row.iter().map(|x| x * x).sum::<f64>().sqrt();
+        out.extend(
+            row.iter()
+                .map(|x| if norm > 0.0 { (x / norm) as f32 } else { 0.0 }),
+        );
+    }
+    Ok((
+        CellEmbedding {
+            cells: m.cells().to_vec(),
+            dimension: d,
+            values: out,
+        },
+        coverage,
+    ))
+}
+
+/// Each cell's `top` most expressed genes, highest first (ties by matrix order), joined by
+/// spaces: the cell sentence of Cell2Sentence.
+pub fn cell_sentences(m: &ExpressionMatrix, top: usize) -> Result<Vec<String>, CellEmbeddingError> {
+    let (n, _) = m.shape();
+    if n == 0 {
+        return Err(CellEmbeddingError::NoCells);
+    }
+    let mut expressed: Vec<Vec<(f32, usize)>> = vec![Vec::new(); n];
+    let mut bad = Ok(());
+    m.x().for_each(|i, j, v| {
+        if bad.is_ok() && v != 0.0 {
+            bad = check_value(m, i, j, v);
+            expressed[i].push((v, j));
+        }
+    });
+    bad?;
+    let empty: Vec<usize> = (0..n).filter(|&i| expressed[i].is_empty()).collect();
+    if let Some(&first) = empty.first() {
+        return Err(CellEmbeddingError::EmptyCells {
+            count: empty.len(),
+            first: m.cells()[first].clone(),
+            used: m.genes().len(),
+        });
+    }
+    Ok(expressed
+        .into_iter()
+        .map(|mut genes| {
+            genes.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            genes
+                .iter()
+                .take(top)
+                .map(|&(_, j)| m.genes()[j].as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect())
+}
+
+/// Embeds each cell's sentence ([`cell_sentences`]) with `embedder`, in chunks, with progress,
+/// cancellable between chunks.
+pub async fn embed_sentences(
+    m: &ExpressionMatrix,
+    top: usize,
+    embedder: &dyn Embedder,
+    progress: &dyn Progress,
+    cancel: &CancelToken,
+) -> Result<CellEmbedding, CellEmbeddingError> {
+    let sentences = cell_sentences(m, top)?;
+    let d = embedder.dimension();
+    let mut values = Vec::with_capacity(sentences.len() * d);
+    let total = sentences.len() as u64;
+    for chunk in sentences.chunks(CHUNK) {
+        if cancel.is_cancelled() {
+            return Err(CellEmbeddingError::Cancelled);
+        }
+        let vectors = embedder
+            .embed(chunk)
+            .await
+            .map_err(|e| CellEmbeddingError::Embedder(e.to_string()))?;
+        if vectors.len() != chunk.len() {
+            return Err(CellEmbeddingError::Count {
+                asked: chunk.len(),
+                got: vectors.len(),
+            });
+        }
+        if let Some(v) = vectors.iter().find(|v| v.len() != d) {
+            return Err(CellEmbeddingError::Dimension {
+                expected: d,
+                got: v.len(),
+            });
+        }
+        values.extend(vectors.into_iter().flatten());
+        progress.report(
+            (values.len() / d.max(1)) as u64,
+            Some(total),
+            "embedding cell sentences",
+        );
+    }
+    Ok(CellEmbedding {
+        cells: m.cells().to_vec(),
+        dimension: d,
+        values,
+    })
+}
