@@ -7,6 +7,7 @@ mod architecture;
 mod bad_input;
 mod crash;
 mod data;
+mod embed;
 mod grn;
 mod run;
 mod serve;

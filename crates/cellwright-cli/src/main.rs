@@ -4,6 +4,7 @@
 mod ask;
 mod bench;
 mod data_cmd;
+mod embed_cmd;
 mod grn_cmd;
 mod models_cmd;
 mod paths;
@@ -65,6 +66,11 @@ enum Command {
     /// Gene-regulatory networks: infer one from expression data.
     #[command(subcommand)]
     Grn(grn_cmd::GrnCommand),
+    /// Label query cells from a labelled reference (nearest neighbours in GenePT-w space).
+    Annotate(embed_cmd::AnnotateArgs),
+    /// Gene and cell embeddings.
+    #[command(subcommand)]
+    Embed(embed_cmd::EmbedCommand),
     /// Benchmarks against peers, measured in the same run.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -137,6 +143,8 @@ fn main() -> ExitCode {
                 let cancel = ask::cancel_on_signals();
                 tokio::task::block_in_place(|| grn_cmd::run(cmd, &cancel))
             }
+            Command::Annotate(args) => embed_cmd::annotate(args, &ask::cancel_on_signals()).await,
+            Command::Embed(cmd) => embed_cmd::run(cmd, &ask::cancel_on_signals()).await,
             Command::Bench(cmd) => bench::run(cmd).await,
         }
     });

@@ -41,6 +41,34 @@ impl Progress for FetchBar {
     }
 }
 
+/// A bar counting items (genes, cells) with the time left, for work whose size is known;
+/// hidden when stderr is not a terminal.
+pub struct CountBar(pub ProgressBar);
+
+impl CountBar {
+    pub fn new() -> Self {
+        if !std::io::stderr().is_terminal() {
+            return Self(ProgressBar::hidden());
+        }
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} {elapsed}<{eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        Self(bar)
+    }
+}
+
+impl Progress for CountBar {
+    fn report(&self, done: u64, total: Option<u64>, message: &str) {
+        if let Some(total) = total {
+            self.0.set_length(total);
+        }
+        self.0.set_position(done);
+        self.0.set_message(message.to_owned());
+    }
+}
+
 /// Shows a progress report on a spinner line: the message and, when the total is known, the
 /// share done. Tools report this way (a first-use fetch, say) while the spinner runs.
 pub fn show_on(bar: &ProgressBar, done: u64, total: Option<u64>, message: &str) {
