@@ -2,7 +2,6 @@
 //! them or on cell sentences.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -14,8 +13,8 @@ use cellwright_data::load::read_expression;
 use cellwright_data::matrix::{Column, ExpressionMatrix};
 use cellwright_data::text::Orientation;
 use cellwright_embed::{
-    CellEmbedding, GeneEmbeddingError, GeneEmbeddings, build, embed_sentences, genept_w,
-    knowledge_texts, transfer_labels,
+    CellEmbedding, CellEmbeddingError, GeneEmbeddingError, GeneEmbeddings, build, embed_sentences,
+    genept_w, knowledge_texts, transfer_labels,
 };
 use cellwright_llm::embedded::MiniLm;
 use clap::{Subcommand, ValueEnum};
@@ -135,22 +134,32 @@ pub async fn gene_table(
 }
 
 pub async fn run(command: EmbedCommand, cancel: &CancelToken) -> anyhow::Result<u8> {
-    let result = match command {
+    cancelled_as_exit(match command {
         EmbedCommand::Genes(args) => genes(args, cancel).await,
         EmbedCommand::Cells(args) => cells(args, cancel).await,
-    };
+    })
+}
+
+/// A cancelled embedding as the cancelled exit status, other results as they are.
+fn cancelled_as_exit(result: anyhow::Result<u8>) -> anyhow::Result<u8> {
     match result {
-        Err(e)
-            if matches!(
-                e.downcast_ref::<GeneEmbeddingError>(),
-                Some(GeneEmbeddingError::Cancelled)
-            ) =>
-        {
+        Err(e) if cancelled(&e) => {
             eprintln!("cancelled");
             Ok(exit::CANCELLED)
         }
         other => other,
     }
+}
+
+/// Whether embedding stopped because it was cancelled (directly, or under a cell method).
+fn cancelled(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<GeneEmbeddingError>(),
+        Some(GeneEmbeddingError::Cancelled)
+    ) || matches!(
+        e.downcast_ref::<CellEmbeddingError>(),
+        Some(CellEmbeddingError::Embedding(GeneEmbeddingError::Cancelled))
+    )
 }
 
 async fn genes(args: GenesArgs, cancel: &CancelToken) -> anyhow::Result<u8> {
@@ -313,6 +322,10 @@ fn labels_of(
 }
 
 pub async fn annotate(args: AnnotateArgs, cancel: &CancelToken) -> anyhow::Result<u8> {
+    cancelled_as_exit(transfer(args, cancel).await)
+}
+
+async fn transfer(args: AnnotateArgs, cancel: &CancelToken) -> anyhow::Result<u8> {
     let reference = read(
         &args.reference,
         Orientation::GenesByCells,
@@ -362,11 +375,7 @@ pub async fn annotate(args: AnnotateArgs, cancel: &CancelToken) -> anyhow::Resul
     );
     let transfer = transfer_labels(&reference, &labels, &query_cells, args.k)?;
     if let Some(out) = &args.out {
-        if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-        let mut w =
-            csv::Writer::from_path(out).with_context(|| format!("writing {}", out.display()))?;
+        let mut w = create_csv(out)?;
         w.write_record(["cell", "label", "confidence"])?;
         for ((cell, label), confidence) in query_cells
             .cells
@@ -399,12 +408,7 @@ pub async fn annotate(args: AnnotateArgs, cancel: &CancelToken) -> anyhow::Resul
 
 /// The cell name, then one column per dimension (`dim0`, `dim1`, …).
 fn write_csv(path: &Path, e: &CellEmbedding) -> anyhow::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let file =
-        std::fs::File::create(path).with_context(|| format!("writing {}", path.display()))?;
-    let mut out = csv::Writer::from_writer(std::io::BufWriter::new(file));
+    let mut out = create_csv(path)?;
     let header =
         std::iter::once("cell".to_owned()).chain((0..e.dimension).map(|d| format!("dim{d}")));
     out.write_record(header)?;
@@ -412,9 +416,14 @@ fn write_csv(path: &Path, e: &CellEmbedding) -> anyhow::Result<()> {
         let row = std::iter::once(cell.clone()).chain(e.row(i).iter().map(|x| x.to_string()));
         out.write_record(row)?;
     }
-    out.into_inner()
-        .map_err(|e| anyhow::anyhow!("writing {}: {}", path.display(), e.error()))?
-        .flush()
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+    out.flush()
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// A CSV writer on `path`, its folder created first.
+fn create_csv(path: &Path) -> anyhow::Result<csv::Writer<std::fs::File>> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    csv::Writer::from_path(path).with_context(|| format!("writing {}", path.display()))
 }

@@ -33,11 +33,7 @@ impl FetchBar {
 
 impl Progress for FetchBar {
     fn report(&self, done: u64, total: Option<u64>, message: &str) {
-        if let Some(total) = total {
-            self.0.set_length(total);
-        }
-        self.0.set_position(done);
-        self.0.set_message(message.to_owned());
+        show_on_bar(&self.0, done, total, message);
     }
 }
 
@@ -61,12 +57,17 @@ impl CountBar {
 
 impl Progress for CountBar {
     fn report(&self, done: u64, total: Option<u64>, message: &str) {
-        if let Some(total) = total {
-            self.0.set_length(total);
-        }
-        self.0.set_position(done);
-        self.0.set_message(message.to_owned());
+        show_on_bar(&self.0, done, total, message);
     }
+}
+
+/// Shows a progress report on a bar: its position, length and message.
+fn show_on_bar(bar: &ProgressBar, done: u64, total: Option<u64>, message: &str) {
+    if let Some(total) = total {
+        bar.set_length(total);
+    }
+    bar.set_position(done);
+    bar.set_message(message.to_owned());
 }
 
 /// Shows a progress report on a spinner line: the message and, when the total is known, the

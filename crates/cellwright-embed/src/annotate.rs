@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use cellwright_eval::nearest_vote;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
@@ -79,33 +80,36 @@ pub fn transfer_labels(
     finite(reference)?;
     finite(query)?;
     let k = k.min(reference.cells.len());
-    let voted: Vec<(usize, f32)> = (0..query.cells.len())
+    // Labels as classes 0.., in order of first appearance.
+    let mut classes: HashMap<&str, usize> = HashMap::new();
+    let mut names: Vec<&str> = Vec::new();
+    let coded: Vec<usize> = labels
+        .iter()
+        .map(|l| {
+            *classes.entry(l.as_str()).or_insert_with(|| {
+                names.push(l.as_str());
+                names.len() - 1
+            })
+        })
+        .collect();
+    let (all, d, values) = (
+        reference.cells.len(),
+        reference.dimension,
+        &reference.values,
+    );
+    let voted: Vec<(usize, usize)> = (0..query.cells.len())
         .into_par_iter()
         .map(|q| {
-            let mut near: Vec<(f32, usize)> = (0..reference.cells.len())
-                .map(|r| (squared(query.row(q), reference.row(r)), r))
-                .collect();
-            let order =
-                |a: &(f32, usize), b: &(f32, usize)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
-            near.select_nth_unstable_by(k - 1, order);
-            near.truncate(k);
-            near.sort_by(order);
-            let mut votes: HashMap<&str, usize> = HashMap::new();
-            for &(_, r) in &near {
-                *votes.entry(labels[r].as_str()).or_default() += 1;
-            }
-            let most = votes.values().copied().max().unwrap_or(0);
-            let winner = near
-                .iter()
-                .map(|&(_, r)| r)
-                .find(|&r| votes[labels[r].as_str()] == most)
-                .unwrap_or(near[0].1);
-            (winner, most as f32 / k as f32)
+            nearest_vote(values, d, query.row(q), 0..all, &coded, names.len(), k)
+                .unwrap_or((coded[0], 0))
         })
         .collect();
     Ok(Transfer {
-        labels: voted.iter().map(|&(r, _)| labels[r].clone()).collect(),
-        confidence: voted.iter().map(|&(_, c)| c).collect(),
+        labels: voted.iter().map(|&(g, _)| names[g].to_owned()).collect(),
+        confidence: voted
+            .iter()
+            .map(|&(_, votes)| votes as f32 / k as f32)
+            .collect(),
     })
 }
 

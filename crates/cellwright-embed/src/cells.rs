@@ -5,10 +5,7 @@
 use cellwright_core::{CancelToken, Embedder, Progress};
 use cellwright_data::matrix::ExpressionMatrix;
 
-use crate::genes::GeneEmbeddings;
-
-/// Texts embedded per call of the embedder: a progress step.
-const CHUNK: usize = 256;
+use crate::genes::{GeneEmbeddingError, GeneEmbeddings, embed_texts};
 
 /// Why cells could not be embedded.
 #[derive(Debug, thiserror::Error)]
@@ -31,14 +28,8 @@ pub enum CellEmbeddingError {
         gene: String,
         value: f32,
     },
-    #[error("the embedder failed: {0}")]
-    Embedder(String),
-    #[error("the embedder returned {got} vectors for {asked} texts")]
-    Count { asked: usize, got: usize },
-    #[error("the embedder returned vectors of {got} values, {expected} expected")]
-    Dimension { expected: usize, got: usize },
-    #[error("cancelled")]
-    Cancelled,
+    #[error(transparent)]
+    Embedding(#[from] GeneEmbeddingError),
     #[error("the matrix has no cells")]
     NoCells,
 }
@@ -209,39 +200,18 @@ pub async fn embed_sentences(
     cancel: &CancelToken,
 ) -> Result<CellEmbedding, CellEmbeddingError> {
     let sentences = cell_sentences(m, top)?;
+    let vectors = embed_texts(
+        &sentences,
+        embedder,
+        "embedding cell sentences",
+        progress,
+        cancel,
+    )
+    .await?;
     let d = embedder.dimension();
-    let mut values = Vec::with_capacity(sentences.len() * d);
-    let total = sentences.len() as u64;
-    for chunk in sentences.chunks(CHUNK) {
-        if cancel.is_cancelled() {
-            return Err(CellEmbeddingError::Cancelled);
-        }
-        let vectors = embedder
-            .embed(chunk)
-            .await
-            .map_err(|e| CellEmbeddingError::Embedder(e.to_string()))?;
-        if vectors.len() != chunk.len() {
-            return Err(CellEmbeddingError::Count {
-                asked: chunk.len(),
-                got: vectors.len(),
-            });
-        }
-        if let Some(v) = vectors.iter().find(|v| v.len() != d) {
-            return Err(CellEmbeddingError::Dimension {
-                expected: d,
-                got: v.len(),
-            });
-        }
-        values.extend(vectors.into_iter().flatten());
-        progress.report(
-            (values.len() / d.max(1)) as u64,
-            Some(total),
-            "embedding cell sentences",
-        );
-    }
     Ok(CellEmbedding {
         cells: m.cells().to_vec(),
         dimension: d,
-        values,
+        values: vectors.into_iter().flatten().collect(),
     })
 }

@@ -18,7 +18,8 @@ use sha2::{Digest, Sha256};
 /// Texts embedded per call of the embedder: a progress step.
 const CHUNK: usize = 256;
 
-/// Why gene embeddings could not be built, read or used.
+/// Why gene embeddings could not be built, read or used (and why texts could not be
+/// embedded, for cell sentences too).
 #[derive(Debug, thiserror::Error)]
 pub enum GeneEmbeddingError {
     #[error("the embedder failed: {0}")]
@@ -276,6 +277,46 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
     if n > 0.0 { dot / n } else { 0.0 }
 }
 
+/// Embeds `texts` with `embedder` in chunks of [`CHUNK`], reporting progress under `message`
+/// and stopping between chunks when cancelled; checks that one vector of the embedder's
+/// dimension comes back per text.
+pub(crate) async fn embed_texts(
+    texts: &[String],
+    embedder: &dyn Embedder,
+    message: &str,
+    progress: &dyn Progress,
+    cancel: &CancelToken,
+) -> Result<Vec<Vec<f32>>, GeneEmbeddingError> {
+    let dimension = embedder.dimension();
+    let total = texts.len() as u64;
+    progress.report(0, Some(total), message);
+    let mut out = Vec::with_capacity(texts.len());
+    for chunk in texts.chunks(CHUNK) {
+        if cancel.is_cancelled() {
+            return Err(GeneEmbeddingError::Cancelled);
+        }
+        let vectors = embedder
+            .embed(chunk)
+            .await
+            .map_err(|e| GeneEmbeddingError::Embedder(e.to_string()))?;
+        if vectors.len() != chunk.len() {
+            return Err(GeneEmbeddingError::Count {
+                asked: chunk.len(),
+                got: vectors.len(),
+            });
+        }
+        if let Some(v) = vectors.iter().find(|v| v.len() != dimension) {
+            return Err(GeneEmbeddingError::Dimension {
+                expected: dimension,
+                got: v.len(),
+            });
+        }
+        out.extend(vectors);
+        progress.report(out.len() as u64, Some(total), message);
+    }
+    Ok(out)
+}
+
 /// Embeds `texts` with `embedder`, reusing the rows of `previous` whose gene text is unchanged
 /// (same embedder id, same text hash): only new or changed texts are embedded, in chunks, with
 /// progress, and cancellable between chunks. The table follows the order of `texts`.
@@ -307,34 +348,10 @@ pub async fn build(
             None => todo.push(i),
         }
     }
-    let total = todo.len() as u64;
-    progress.report(0, Some(total), "embedding gene texts");
-    for (done, chunk) in todo.chunks(CHUNK).enumerate() {
-        if cancel.is_cancelled() {
-            return Err(GeneEmbeddingError::Cancelled);
-        }
-        let batch: Vec<String> = chunk.iter().map(|&i| texts[i].text.clone()).collect();
-        let vectors = embedder
-            .embed(&batch)
-            .await
-            .map_err(|e| GeneEmbeddingError::Embedder(e.to_string()))?;
-        if vectors.len() != batch.len() {
-            return Err(GeneEmbeddingError::Count {
-                asked: batch.len(),
-                got: vectors.len(),
-            });
-        }
-        for (&i, v) in chunk.iter().zip(&vectors) {
-            if v.len() != dimension {
-                return Err(GeneEmbeddingError::Dimension {
-                    expected: dimension,
-                    got: v.len(),
-                });
-            }
-            values[i * dimension..(i + 1) * dimension].copy_from_slice(v);
-        }
-        let finished = ((done + 1) * CHUNK).min(todo.len()) as u64;
-        progress.report(finished, Some(total), "embedding gene texts");
+    let batch: Vec<String> = todo.iter().map(|&i| texts[i].text.clone()).collect();
+    let vectors = embed_texts(&batch, embedder, "embedding gene texts", progress, cancel).await?;
+    for (&i, v) in todo.iter().zip(&vectors) {
+        values[i * dimension..(i + 1) * dimension].copy_from_slice(v);
     }
     Ok(GeneEmbeddings::new(
         texts.iter().map(|t| t.gene.clone()).collect(),

@@ -250,6 +250,42 @@ pub fn silhouette<T: Eq + Hash>(
     Ok(total / n as f64)
 }
 
+/// The class most common among the `k` rows of `points` (row-major, `dims` per row) nearest
+/// `query` by Euclidean distance, looking only at the rows `candidates`, and its votes.
+/// `classes[j]` is row `j`'s class, in `0..groups`. A tied vote goes to the tied class of the
+/// nearest neighbour; rows at equal distance rank in row order. `None` without candidates or
+/// when `k` is 0.
+pub fn nearest_vote(
+    points: &[f32],
+    dims: usize,
+    query: &[f32],
+    candidates: impl Iterator<Item = usize>,
+    classes: &[usize],
+    groups: usize,
+    k: usize,
+) -> Option<(usize, usize)> {
+    let mut near: Vec<(f64, usize)> = candidates
+        .map(|j| (distance(query, &points[j * dims..(j + 1) * dims]), j))
+        .collect();
+    let k = k.min(near.len());
+    if k == 0 {
+        return None;
+    }
+    let order = |a: &(f64, usize), b: &(f64, usize)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
+    near.select_nth_unstable_by(k - 1, order);
+    near.truncate(k);
+    near.sort_by(order);
+    let mut votes = vec![0usize; groups];
+    for &(_, j) in &near {
+        votes[classes[j]] += 1;
+    }
+    let most = votes.iter().copied().max().unwrap_or(0);
+    near.iter()
+        .map(|&(_, j)| classes[j])
+        .find(|&g| votes[g] == most)
+        .map(|g| (g, most))
+}
+
 /// Macro-F1 of a `k`-nearest-neighbour vote (Euclidean) under stratified `folds`-fold
 /// cross-validation: each class's cells are shuffled with `seed` and dealt to the folds in
 /// turn, every cell is predicted from the cells of the other folds, and all predictions are
@@ -281,24 +317,8 @@ pub fn knn_macro_f1<T: Eq + Hash>(
     let row = |i: usize| &points[i * dims..(i + 1) * dims];
     let predicted: Vec<usize> = (0..n)
         .map(|i| {
-            let mut near: Vec<(f64, usize)> = (0..n)
-                .filter(|&j| fold[j] != fold[i])
-                .map(|j| (distance(row(i), row(j)), j))
-                .collect();
-            let k = k.min(near.len());
-            near.select_nth_unstable_by(k - 1, |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-            near.truncate(k);
-            near.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-            let mut votes = vec![0usize; groups];
-            for &(_, j) in &near {
-                votes[coded[j]] += 1;
-            }
-            let most = votes.iter().copied().max().unwrap_or(0);
-            // The nearest neighbour whose class has the most votes.
-            near.iter()
-                .map(|&(_, j)| coded[j])
-                .find(|&g| votes[g] == most)
-                .unwrap_or(0)
+            let others = (0..n).filter(|&j| fold[j] != fold[i]);
+            nearest_vote(points, dims, row(i), others, &coded, groups, k).map_or(0, |(g, _)| g)
         })
         .collect();
     macro_f1(&coded, &predicted)

@@ -14,7 +14,8 @@ pub mod ranking;
 pub mod signed;
 
 pub use labels::{
-    LabelError, adjusted_rand_index, knn_macro_f1, macro_f1, normalized_mutual_info, silhouette,
+    LabelError, adjusted_rand_index, knn_macro_f1, macro_f1, nearest_vote, normalized_mutual_info,
+    silhouette,
 };
 pub use ranking::{Curve, EvalError, Metrics, Scored, metrics, pr_curve};
 pub use signed::{SignedMetrics, SignedScored, signed_metrics};
