@@ -80,17 +80,27 @@ async fn gene_and_cell_embeddings_are_built_from_the_shipped_knowledge() {
         .await
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    for method in ["genept-w", "sentences"] {
+    // Every method, each with its width: PCA (at most the 11 genes), the VAE's 10 latent
+    // dimensions, MiniLM's 384; the VAE also draws its UMAP.
+    for (method, width) in [
+        ("pca", None),
+        ("vae", Some(11)),
+        ("genept-w", Some(385)),
+        ("sentences", Some(385)),
+    ] {
         let csv = sb.dir.path().join(format!("{method}.csv"));
+        let plot = sb.dir.path().join(format!("{method}.svg"));
         let out = sb
             .command()
             .env("CELLWRIGHT_CACHE", &cache)
             .args(["embed", "cells"])
             .arg(&cells)
-            .args(["--method", method, "--table"])
+            .args(["--method", method, "--epochs", "40", "--table"])
             .arg(&table)
             .arg("--out")
             .arg(&csv)
+            .arg("--plot")
+            .arg(&plot)
             .output()
             .await
             .unwrap();
@@ -99,17 +109,30 @@ async fn gene_and_cell_embeddings_are_built_from_the_shipped_knowledge() {
         let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split(',').collect()).collect();
         assert_eq!(rows.len(), 41, "{method}");
         assert_eq!(rows[0][..2], ["cell", "dim0"]);
-        assert!(rows.iter().all(|r| r.len() == 385), "{method}");
+        let width = width.unwrap_or(rows[0].len());
+        assert!(
+            (3..=12).contains(&rows[0].len()) || method != "pca",
+            "{method}"
+        );
+        assert!(rows.iter().all(|r| r.len() == width), "{method}");
         assert!(
             rows[1][1..]
                 .iter()
                 .all(|x| x.parse::<f32>().is_ok_and(f32::is_finite)),
             "{method}"
         );
+        let svg = std::fs::read_to_string(&plot).unwrap();
+        assert!(
+            svg.starts_with("<svg") && svg.matches("<circle").count() >= 40,
+            "{method}"
+        );
+        if method == "vae" {
+            assert!(stderr(&out).contains("VAE with a "), "{}", stderr(&out));
+        }
         if method == "genept-w" {
             // The model's node names are partly not gene symbols (PU1 is SPI1): reported.
             assert!(
-                stderr(&out).contains("genes have embeddings (missing e.g."),
+                stderr(&out).contains("genes have knowledge embeddings (missing e.g."),
                 "{}",
                 stderr(&out)
             );

@@ -6,6 +6,7 @@ use cellwright_core::{RegistryError, ToolRegistry};
 use cellwright_tools_data::{
     DescribeDataset, GeneSetEnrichment, LoadDataset, LoadedDatasets, NetworkInfo,
 };
+use cellwright_tools_embed::{AnnotateCells, ClusterCells, EmbedCells, EmbedState, SimilarGenes};
 use cellwright_tools_genedb::{
     GeneDbHandle, GenesForTerm, GoTerms, LookupGene, RegulatorsOf, RegulonsHandle, TfTargets,
 };
@@ -22,6 +23,7 @@ pub fn default_registry(notebook: &Path) -> Result<ToolRegistry, RegistryError> 
     let datasets = LoadedDatasets::default();
     // The inferred networks are shared by the two GRN tools; the data sets by every tool.
     let grn = GrnState::new(datasets.clone());
+    let embed = EmbedState::new(datasets.clone(), cellwright_tools_embed::default_table());
     registry
         .register(TranslateDna)?
         .register(ReverseComplement)?
@@ -38,6 +40,10 @@ pub fn default_registry(notebook: &Path) -> Result<ToolRegistry, RegistryError> 
         .register(RunKnockoutScreen(datasets.clone()))?
         .register(InferGrn(grn.clone()))?
         .register(ExplainRegulation(grn))?
+        .register(EmbedCells(embed.clone()))?
+        .register(AnnotateCells(embed.clone()))?
+        .register(ClusterCells(embed.clone()))?
+        .register(SimilarGenes(embed))?
         .register(RecordNote::new(notebook))?
         .register(ReadNotes::new(notebook))?;
     Ok(registry)

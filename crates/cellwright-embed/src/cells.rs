@@ -1,9 +1,10 @@
 //! Cell embeddings that need no training: GenePT-w (the expression-weighted mean of the
-//! cell's gene embeddings) and cell sentences (the cell's most expressed genes written as text
-//! for a sentence model).
+//! cell's gene embeddings), cell sentences (the cell's most expressed genes written as text
+//! for a sentence model), and the baseline every embedding must beat, principal components of
+//! the log-normalised highly variable genes.
 
 use cellwright_core::{CancelToken, Embedder, Progress};
-use cellwright_data::matrix::ExpressionMatrix;
+use cellwright_data::matrix::{ExpressionMatrix, PcaSolver};
 
 use crate::genes::{GeneEmbeddingError, GeneEmbeddings, embed_texts};
 
@@ -32,6 +33,8 @@ pub enum CellEmbeddingError {
     Embedding(#[from] GeneEmbeddingError),
     #[error("the matrix has no cells")]
     NoCells,
+    #[error("{0}")]
+    Matrix(#[from] cellwright_data::matrix::MatrixError),
 }
 
 /// One vector per cell, row-major.
@@ -213,5 +216,43 @@ pub async fn embed_sentences(
         cells: m.cells().to_vec(),
         dimension: d,
         values: vectors.into_iter().flatten().collect(),
+    })
+}
+
+/// Whether every value is a whole number ≥ 0 (raw counts).
+pub fn is_counts(m: &ExpressionMatrix) -> bool {
+    let mut counts = true;
+    m.x()
+        .for_each(|_, _, v| counts &= v >= 0.0 && v.fract() == 0.0);
+    counts
+}
+
+/// Scanpy's standard path to a cell embedding: counts scaled to 10,000 per cell and `log1p`'d
+/// (values that are not counts are taken as already log-normalised), the `top_genes` most
+/// variable genes (Seurat's dispersion ranking), and their first `components` principal
+/// components (fewer when the data have fewer cells or genes).
+pub fn pca_embedding(
+    m: &ExpressionMatrix,
+    components: usize,
+    top_genes: usize,
+) -> Result<CellEmbedding, CellEmbeddingError> {
+    let (n, g) = m.shape();
+    if n == 0 {
+        return Err(CellEmbeddingError::NoCells);
+    }
+    let mut normalised = m.clone();
+    if is_counts(m) {
+        normalised.normalize_total(Some(1e4));
+        normalised.log1p();
+    }
+    let top = normalised.highly_variable_genes(top_genes.min(g)).top;
+    let names: Vec<&str> = top.iter().map(|&j| m.genes()[j].as_str()).collect();
+    let selected = normalised.select_genes(&names)?;
+    let components = components.min(n.saturating_sub(1)).min(names.len()).max(1);
+    let pca = selected.pca(components, PcaSolver::Auto)?;
+    Ok(CellEmbedding {
+        cells: m.cells().to_vec(),
+        dimension: components,
+        values: pca.scores.iter().copied().collect(),
     })
 }

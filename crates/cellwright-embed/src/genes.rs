@@ -327,6 +327,31 @@ pub async fn build(
     progress: &dyn Progress,
     cancel: &CancelToken,
 ) -> Result<GeneEmbeddings, GeneEmbeddingError> {
+    build_in_steps(
+        texts,
+        embedder,
+        previous,
+        usize::MAX,
+        progress,
+        cancel,
+        |_| Ok(()),
+    )
+    .await
+}
+
+/// [`build`], handing the table made so far to `keep` after every `step` newly embedded
+/// texts (but the last), so that a long build that is stopped loses at most one step. The
+/// partial tables hold the reused rows and the texts embedded so far, in the order of
+/// `texts`.
+pub async fn build_in_steps(
+    texts: &[GeneText],
+    embedder: &dyn Embedder,
+    previous: Option<&GeneEmbeddings>,
+    step: usize,
+    progress: &dyn Progress,
+    cancel: &CancelToken,
+    mut keep: impl FnMut(&GeneEmbeddings) -> Result<(), GeneEmbeddingError>,
+) -> Result<GeneEmbeddings, GeneEmbeddingError> {
     let dimension = embedder.dimension();
     let id = embedder.id();
     let hashes: Vec<String> = texts.iter().map(|t| digest(&t.text)).collect();
@@ -341,23 +366,60 @@ pub async fn build(
         })
         .unwrap_or_default();
     let mut values = vec![0.0f32; texts.len() * dimension];
+    let mut done = vec![false; texts.len()];
     let mut todo = Vec::new();
     for (i, hash) in hashes.iter().enumerate() {
         match reusable.get(hash.as_str()) {
-            Some(row) => values[i * dimension..(i + 1) * dimension].copy_from_slice(row),
+            Some(row) => {
+                values[i * dimension..(i + 1) * dimension].copy_from_slice(row);
+                done[i] = true;
+            }
             None => todo.push(i),
         }
     }
-    let batch: Vec<String> = todo.iter().map(|&i| texts[i].text.clone()).collect();
-    let vectors = embed_texts(&batch, embedder, "embedding gene texts", progress, cancel).await?;
-    for (&i, v) in todo.iter().zip(&vectors) {
-        values[i * dimension..(i + 1) * dimension].copy_from_slice(v);
+    let table = |done: &[bool], values: &[f32]| {
+        let rows: Vec<usize> = (0..texts.len()).filter(|&i| done[i]).collect();
+        GeneEmbeddings::new(
+            rows.iter().map(|&i| texts[i].gene.clone()).collect(),
+            rows.iter().map(|&i| hashes[i].clone()).collect(),
+            id.clone(),
+            dimension,
+            rows.iter()
+                .flat_map(|&i| values[i * dimension..(i + 1) * dimension].iter().copied())
+                .collect(),
+        )
+    };
+    let steps: Vec<&[usize]> = todo.chunks(step.max(1)).collect();
+    for (s, indices) in steps.iter().enumerate() {
+        let batch: Vec<String> = indices.iter().map(|&i| texts[i].text.clone()).collect();
+        let overall = Offset {
+            inner: progress,
+            before: (s * step) as u64,
+            total: todo.len() as u64,
+        };
+        let vectors =
+            embed_texts(&batch, embedder, "embedding gene texts", &overall, cancel).await?;
+        for (&i, v) in indices.iter().zip(&vectors) {
+            values[i * dimension..(i + 1) * dimension].copy_from_slice(v);
+            done[i] = true;
+        }
+        if s + 1 < steps.len() {
+            keep(&table(&done, &values))?;
+        }
     }
-    Ok(GeneEmbeddings::new(
-        texts.iter().map(|t| t.gene.clone()).collect(),
-        hashes,
-        id,
-        dimension,
-        values,
-    ))
+    Ok(table(&done, &values))
+}
+
+/// Progress of one step reported as progress of the whole build.
+struct Offset<'a> {
+    inner: &'a dyn Progress,
+    before: u64,
+    total: u64,
+}
+
+impl Progress for Offset<'_> {
+    fn report(&self, done: u64, _total: Option<u64>, message: &str) {
+        self.inner
+            .report(self.before + done, Some(self.total), message);
+    }
 }

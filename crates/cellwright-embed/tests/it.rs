@@ -14,7 +14,8 @@ use cellwright_data::genesets::{Collection, GeneSet};
 use cellwright_data::matrix::{ExpressionMatrix, Values};
 use cellwright_embed::{
     AnnotateError, CellEmbedding, GeneEmbeddingError, GeneEmbeddings, GeneText, KMeans, build,
-    cell_sentences, embed_sentences, genept_w, kmeans, knowledge_texts, transfer_labels,
+    build_in_steps, cell_sentences, embed_sentences, genept_w, kmeans, knowledge_texts,
+    transfer_labels,
 };
 use futures::future::BoxFuture;
 
@@ -162,6 +163,76 @@ fn a_rebuild_embeds_only_new_or_changed_texts_and_the_file_round_trips() {
     assert_eq!(second.get("AAA"), first.get("AAA"));
     assert_ne!(second.get("ZZZ"), first.get("ZZZ"));
     assert_eq!(second.genes(), ["AAA", "AAB", "ZZZ", "NEW"]);
+}
+
+#[test]
+fn a_stepped_build_keeps_each_step_and_a_stopped_build_resumes_where_it_stopped() {
+    let embedder = Letters::new();
+    let none = NoProgress;
+    let texts: Vec<GeneText> = (0..7)
+        .map(|i| text(&format!("G{i}"), &"abcdefg"[..=i]))
+        .collect();
+    // G0 and G1 are already in the table; the other five are embedded in steps of two, and
+    // the build is cancelled once the second step has been kept.
+    let previous = run(build(
+        &texts[..2],
+        &embedder,
+        None,
+        &none,
+        &CancelToken::new(),
+    ))
+    .unwrap();
+    embedder.asked();
+    let cancel = CancelToken::new();
+    let mut kept: Vec<Vec<String>> = Vec::new();
+    let stopped = run(build_in_steps(
+        &texts,
+        &embedder,
+        Some(&previous),
+        2,
+        &none,
+        &cancel,
+        |t| {
+            kept.push(t.genes().to_vec());
+            if kept.len() == 2 {
+                cancel.cancel();
+            }
+            Ok(())
+        },
+    ));
+    assert!(matches!(stopped, Err(GeneEmbeddingError::Cancelled)));
+    assert_eq!(
+        kept,
+        [
+            vec!["G0", "G1", "G2", "G3"],
+            vec!["G0", "G1", "G2", "G3", "G4", "G5"]
+        ]
+    );
+    assert_eq!(embedder.asked(), ["abc", "abcd", "abcde", "abcdef"]);
+    // Resumed from the last kept table, only G6 is left to embed; the result is the one-go
+    // build's.
+    let partial = run(build(
+        &texts[..6],
+        &embedder,
+        Some(&previous),
+        &none,
+        &CancelToken::new(),
+    ))
+    .unwrap();
+    embedder.asked();
+    let resumed = run(build_in_steps(
+        &texts,
+        &embedder,
+        Some(&partial),
+        2,
+        &none,
+        &CancelToken::new(),
+        |_| panic!("one step needs no partial table"),
+    ))
+    .unwrap();
+    assert_eq!(embedder.asked(), ["abcdefg"]);
+    let whole = run(build(&texts, &embedder, None, &none, &CancelToken::new())).unwrap();
+    assert_eq!(resumed, whole);
 }
 
 #[test]

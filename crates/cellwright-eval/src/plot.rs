@@ -1,5 +1,5 @@
-//! Line plots as SVG files (plotters): precision–recall curves, and any y against x (wall
-//! time against problem size, on log axes when asked).
+//! Plots as SVG files (plotters): precision–recall curves, any y against x (wall time against
+//! problem size, on log axes when asked), and points coloured by category (cell layouts).
 
 use std::path::Path;
 
@@ -82,6 +82,117 @@ pub fn pr_curves(
     )
 }
 
+/// A range widened a little so that points at its ends are not drawn on the axes.
+fn pad(lo: f64, hi: f64, log: bool) -> (f64, f64) {
+    if log {
+        (lo / 1.5, hi * 1.5)
+    } else if hi > lo {
+        (lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
+    } else {
+        (lo - 1.0, hi + 1.0)
+    }
+}
+
+/// The smallest and largest of `values`.
+fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    })
+}
+
+/// 20 distinguishable colours (matplotlib's tab20), for categories.
+const CATEGORIES: [RGBColor; 20] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+    RGBColor(174, 199, 232),
+    RGBColor(255, 187, 120),
+    RGBColor(152, 223, 138),
+    RGBColor(255, 152, 150),
+    RGBColor(197, 176, 213),
+    RGBColor(196, 156, 148),
+    RGBColor(247, 182, 210),
+    RGBColor(199, 199, 199),
+    RGBColor(219, 219, 141),
+    RGBColor(158, 218, 229),
+];
+
+/// Points coloured by category, with a legend of the categories (most frequent first; past
+/// 20 categories colours repeat). `labels[i]` is the category of `points[i]`.
+pub fn scatter(
+    path: &Path,
+    axes: &Axes,
+    points: &[(f64, f64)],
+    labels: &[String],
+) -> Result<(), PlotError> {
+    let shown = path.display().to_string();
+    let kept: Vec<usize> = (0..points.len().min(labels.len()))
+        .filter(|&i| points[i].0.is_finite() && points[i].1.is_finite())
+        .collect();
+    if kept.is_empty() {
+        return Err(PlotError::Empty(shown));
+    }
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for &i in &kept {
+        match counts.iter_mut().find(|(l, _)| *l == labels[i]) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((&labels[i], 1)),
+        }
+    }
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let (x0, x1) = range(kept.iter().map(|&i| points[i].0));
+    let (y0, y1) = range(kept.iter().map(|&i| points[i].1));
+    let ((x0, x1), (y0, y1)) = (pad(x0, x1, false), pad(y0, y1, false));
+    let draw = |e: &dyn std::fmt::Display| PlotError::Draw {
+        path: shown.clone(),
+        message: e.to_string(),
+    };
+    let root = SVGBackend::new(path, (820, 600)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| draw(&e))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(axes.title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(|e| draw(&e))?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_desc(axes.x)
+        .y_desc(axes.y)
+        .draw()
+        .map_err(|e| draw(&e))?;
+    for (c, (label, n)) in counts.iter().enumerate() {
+        let color = CATEGORIES[c % CATEGORIES.len()];
+        let members = kept
+            .iter()
+            .filter(|&&i| labels[i] == *label)
+            .map(|&i| points[i]);
+        chart
+            .draw_series(members.map(|p| Circle::new(p, 2, color.filled())))
+            .map_err(|e| draw(&e))?
+            .label(format!("{label} ({n})"))
+            .legend(move |(x, y)| Circle::new((x + 6, y), 4, color.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| draw(&e))?;
+    root.present().map_err(|e| draw(&e))?;
+    Ok(())
+}
+
 /// Lines with markers; `bounds` fixes the axes ((x range), (y range)), else they fit the data.
 pub fn lines(
     path: &Path,
@@ -107,24 +218,11 @@ pub fn lines(
         return Err(PlotError::Empty(shown));
     }
     let ((x0, x1), (y0, y1)) = bounds.unwrap_or_else(|| {
-        let fold = |f: fn(&(f64, f64)) -> f64| {
-            all.iter()
-                .map(f)
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-                    (lo.min(v), hi.max(v))
-                })
-        };
-        (fold(|p| p.0), fold(|p| p.1))
+        (
+            range(all.iter().map(|p| p.0)),
+            range(all.iter().map(|p| p.1)),
+        )
     });
-    let pad = |lo: f64, hi: f64, log: bool| {
-        if log {
-            (lo / 1.5, hi * 1.5)
-        } else if hi > lo {
-            (lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
-        } else {
-            (lo - 1.0, hi + 1.0)
-        }
-    };
     let (x0, x1) = if bounds.is_some() {
         (x0, x1)
     } else {
@@ -228,6 +326,33 @@ mod tests {
         }];
         assert!(matches!(
             lines(&path, &axes, &empty, None),
+            Err(PlotError::Empty(_))
+        ));
+    }
+
+    #[test]
+    fn a_scatter_names_each_category_with_its_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("umap.svg");
+        let points = [(0.0, 0.0), (1.0, 1.0), (2.0, 0.5), (f64::NAN, 1.0)];
+        let labels: Vec<String> = ["B cell", "T cell", "T cell", "B cell"]
+            .map(String::from)
+            .to_vec();
+        let axes = Axes {
+            title: "UMAP",
+            x: "UMAP 1",
+            y: "UMAP 2",
+            log_x: false,
+            log_y: false,
+        };
+        scatter(&path, &axes, &points, &labels).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            svg.contains("T cell (2)") && svg.contains("B cell (1)"),
+            "{svg}"
+        );
+        assert!(matches!(
+            scatter(&path, &axes, &points[3..], &labels[3..]),
             Err(PlotError::Empty(_))
         ));
     }

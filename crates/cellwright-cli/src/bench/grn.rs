@@ -33,7 +33,7 @@ use cellwright_sim::{Design, Perturbation, Settings, Simulator};
 use indicatif::ProgressBar;
 use serde_json::{Value, json};
 
-use super::{BenchArgs, median, peer_python, python_json};
+use super::{BenchArgs, median, peer_python, python_json, slug};
 
 const SCRIPT: &str = include_str!("../../../../bench/grn_arboreto.py");
 /// arboreto 0.1.6 breaks on current dask; this set works (BENCHMARKS.md).
@@ -667,14 +667,4 @@ fn real_data(max_k: usize) -> anyhow::Result<Value> {
         "candidate_edges": hits.len(), "seconds": seconds,
         "random_precision": base, "precision_top": precision, "precision_over_random_top": over,
     }))
-}
-
-fn slug(name: &str) -> String {
-    name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect::<String>()
-        .split('-')
-        .filter(|s| !s.is_empty())
-        .collect::<Vec<_>>()
-        .join("-")
 }

@@ -1,6 +1,7 @@
 //! `cellwright bench <area>`: each measures a peer in the same run and reports ratios.
 
 mod data;
+mod embed;
 mod grn;
 mod models;
 mod runtime;
@@ -34,6 +35,9 @@ pub enum BenchCommand {
     /// GRN inference on simulated published models vs arboreto's GRNBoost2 and GENIE3;
     /// scaling; precision on real data. Plots go beside --json (FILE.plots/).
     Grn(grn::GrnBenchArgs),
+    /// Cell embeddings (PCA, VAE, GenePT-w, cell sentences) on labelled and simulated cells:
+    /// kNN macro-F1, ARI/NMI, ASW, time, memory; gene-embedding checks on GO-BP and CORUM.
+    Embed(BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -58,6 +62,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<u8> {
         BenchCommand::Data(args) => tokio::task::block_in_place(|| data::run(args)),
         BenchCommand::Sim(args) => tokio::task::block_in_place(|| sim::run(args)),
         BenchCommand::Grn(args) => tokio::task::block_in_place(|| grn::run(args)),
+        BenchCommand::Embed(args) => embed::run(args).await,
     }
 }
 
@@ -138,4 +143,15 @@ pub(crate) fn median(values: &[f64]) -> f64 {
         n if n % 2 == 1 => xs[n / 2],
         n => (xs[n / 2 - 1] + xs[n / 2]) / 2.0,
     }
+}
+
+/// A file-name-safe form of `name`: ASCII letters and digits, runs of anything else as one `-`.
+pub(crate) fn slug(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect::<String>()
+        .split('-')
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("-")
 }
