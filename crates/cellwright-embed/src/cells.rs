@@ -15,14 +15,8 @@ pub enum CellEmbeddingError {
         "none of the matrix's {genes} genes is in the gene embeddings (e.g. {examples}): are they symbols of human genes?"
     )]
     NoSharedGenes { genes: usize, examples: String },
-    #[error(
-        "{count} cells have no expression in the {used} genes that have embeddings (the first: `{first}`)"
-    )]
-    EmptyCells {
-        count: usize,
-        first: String,
-        used: usize,
-    },
+    #[error("{count} cells have no expression at all (the first: `{first}`); remove them first")]
+    EmptyCells { count: usize, first: String },
     #[error("cell `{cell}`, gene `{gene}`: the value {value} is not a finite number ≥ 0")]
     BadValue {
         cell: String,
@@ -58,6 +52,8 @@ pub struct Coverage {
     pub missing: usize,
     /// Up to 10 of the missing genes, in matrix order.
     pub missing_examples: Vec<String>,
+    /// Cells that express only genes without a vector: their vector is zero.
+    pub uncovered_cells: usize,
 }
 
 fn check_value(m: &ExpressionMatrix, i: usize, j: usize, v: f32) -> Result<(), CellEmbeddingError> {
@@ -91,10 +87,11 @@ pub fn genept_w(
         .filter(|(_, r)| r.is_none())
         .map(|(g, _)| g)
         .collect();
-    let coverage = Coverage {
+    let mut coverage = Coverage {
         used: rows.len() - missing.len(),
         missing: missing.len(),
         missing_examples: missing.iter().take(10).map(|g| g.to_string()).collect(),
+        uncovered_cells: 0,
     };
     if coverage.used == 0 {
         return Err(CellEmbeddingError::NoSharedGenes {
@@ -107,6 +104,7 @@ pub fn genept_w(
     let table = genes.values();
     let mut values = vec![0.0f64; n * d];
     let mut weights = vec![0.0f64; n];
+    let mut expressed = vec![false; n];
     let mut bad = Ok(());
     m.x().for_each(|i, j, v| {
         if bad.is_err() || v == 0.0 {
@@ -116,6 +114,7 @@ pub fn genept_w(
             bad = Err(e);
             return;
         }
+        expressed[i] = true;
         if let Some(r) = rows[j] {
             let w = f64::from(v);
             weights[i] += w;
@@ -128,17 +127,14 @@ pub fn genept_w(
         }
     });
     bad?;
-    let empty: Vec<usize> = (0..n).filter(|&i| weights[i] == 0.0).collect();
-    if let Some(&first) = empty.first() {
-        return Err(CellEmbeddingError::EmptyCells {
-            count: empty.len(),
-            first: m.cells()[first].clone(),
-            used: coverage.used,
-        });
-    }
+    empty_cells(m, |i| !expressed[i])?;
+    coverage.uncovered_cells = weights.iter().filter(|&&w| w == 0.0).count();
     let mut out = Vec::with_capacity(n * d);
     for (i, &w) in weights.iter().enumerate() {
-        let row: Vec<f64> = values[i * d..(i + 1) * d].iter().map(|x| x / w).collect();
+        let row: Vec<f64> = values[i * d..(i + 1) * d]
+            .iter()
+            .map(|x| if w > 0.0 { x / w } else { 0.0 })
+            .collect();
         let norm = row.iter().map(|x| x * x).sum::<f64>().sqrt();
         out.extend(
             row.iter()
@@ -153,6 +149,21 @@ pub fn genept_w(
         },
         coverage,
     ))
+}
+
+/// An error naming the cells `empty` picks, if any.
+fn empty_cells(
+    m: &ExpressionMatrix,
+    empty: impl Fn(usize) -> bool,
+) -> Result<(), CellEmbeddingError> {
+    let cells: Vec<usize> = (0..m.shape().0).filter(|&i| empty(i)).collect();
+    match cells.first() {
+        Some(&first) => Err(CellEmbeddingError::EmptyCells {
+            count: cells.len(),
+            first: m.cells()[first].clone(),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Each cell's `top` most expressed genes, highest first (ties by matrix order), joined by
@@ -171,14 +182,7 @@ pub fn cell_sentences(m: &ExpressionMatrix, top: usize) -> Result<Vec<String>, C
         }
     });
     bad?;
-    let empty: Vec<usize> = (0..n).filter(|&i| expressed[i].is_empty()).collect();
-    if let Some(&first) = empty.first() {
-        return Err(CellEmbeddingError::EmptyCells {
-            count: empty.len(),
-            first: m.cells()[first].clone(),
-            used: m.genes().len(),
-        });
-    }
+    empty_cells(m, |i| expressed[i].is_empty())?;
     Ok(expressed
         .into_iter()
         .map(|mut genes| {

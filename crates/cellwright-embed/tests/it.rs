@@ -323,16 +323,21 @@ fn genept_w_is_the_expression_weighted_mean_of_gene_vectors() {
     assert!(row[2..].iter().all(|&x| x == 0.0));
     // Cell 1: its UNKNOWN expression is ignored, so it is G2's vector, e_b.
     assert_eq!(cells.row(1)[..2], [0.0, 1.0]);
-    // Cell 1 expresses only a gene without a vector.
-    let err = genept_w(
+    // Cell 1 expresses only a gene without a vector: a zero vector, counted.
+    let (cells, coverage) = genept_w(
         &matrix(&[&[1.0, 0.0], &[0.0, 3.0]], &["G1", "UNKNOWN"]),
         &table,
     )
-    .unwrap_err()
-    .to_string();
+    .unwrap();
+    assert_eq!(coverage.uncovered_cells, 1);
+    assert!(cells.row(1).iter().all(|&x| x == 0.0));
+    // Cell 1 expresses nothing at all.
+    let err = genept_w(&matrix(&[&[1.0, 0.0], &[0.0, 0.0]], &["G1", "G2"]), &table)
+        .unwrap_err()
+        .to_string();
     assert_eq!(
         err,
-        "1 cells have no expression in the 1 genes that have embeddings (the first: `cell1`)"
+        "1 cells have no expression at all (the first: `cell1`); remove them first"
     );
 }
 

@@ -332,6 +332,12 @@ pub async fn embed_matrix(
                     String::new()
                 }
             ));
+            if coverage.uncovered_cells > 0 {
+                notes.push(format!(
+                    "{} cells express only genes without knowledge embeddings: their vectors are zero",
+                    coverage.uncovered_cells
+                ));
+            }
             embedding
         }
         CellMethod::Sentences => {

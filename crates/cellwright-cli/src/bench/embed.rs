@@ -48,13 +48,15 @@ const METHODS: [CellMethod; 4] = [
     CellMethod::Sentences,
 ];
 /// Published models whose fixed points are the simulated cell states.
-const MODELS: [&str; 2] = ["krumsiek_myeloid", "jaoude_thdiff"];
+const MODELS: [&str; 2] = ["krumsiek_myeloid", "arellano_rootstem"];
 
 /// Cells with known labels.
 struct Labelled {
     name: String,
     matrix: Arc<ExpressionMatrix>,
     labels: Vec<String>,
+    /// Cells removed for having no counts at all.
+    removed: usize,
 }
 
 fn pbmc68k() -> anyhow::Result<Labelled> {
@@ -73,6 +75,7 @@ fn pbmc68k() -> anyhow::Result<Labelled> {
         name: name.into(),
         matrix: m,
         labels: labels.into_iter().flatten().collect(),
+        removed: 0,
     })
 }
 
@@ -118,10 +121,24 @@ fn attractor_cells(model: &str, per_state: usize, seed: u64) -> anyhow::Result<L
         mrna_max: first.mrna_max,
         edges: first.edges.clone(),
     };
+    // Model genes only, so measured deeper than scRNA-seq measures a transcription factor;
+    // cells left without a single count (a state with every gene off) carry no signal and
+    // are removed, as quality control removes them.
+    let counts = all.counts(&CountNoise {
+        umis_at_max: 20.0,
+        ..CountNoise::default()
+    })?;
+    let mut totals = vec![0.0f64; total];
+    counts.x().for_each(|i, _, v| totals[i] += f64::from(v));
+    let keep: Vec<usize> = (0..total).filter(|&i| totals[i] > 0.0).collect();
+    let names: Vec<&str> = keep.iter().map(|&i| counts.cells()[i].as_str()).collect();
+    let kept_labels: Vec<String> = keep.iter().map(|&i| labels[i].clone()).collect();
+    let states = kept_labels.iter().collect::<HashSet<_>>().len();
     Ok(Labelled {
-        name: format!("{model} ({} states)", runs.len()),
-        matrix: Arc::new(all.counts(&CountNoise::default())?),
-        labels,
+        name: format!("{model} ({states} states)"),
+        matrix: Arc::new(counts.select_cells(&names)?),
+        labels: kept_labels,
+        removed: total - keep.len(),
     })
 }
 
@@ -161,6 +178,55 @@ fn score(e: &CellEmbedding, truth: &[String], seed: u64) -> anyhow::Result<(Valu
         }),
         layout,
     ))
+}
+
+/// kNN macro-F1 of PCA and of the VAE for `count` seeds from `first` (each seed trains the
+/// VAE and draws the CV folds of both): means, standard deviations and per-seed ratios.
+async fn seed_study(
+    d: &Labelled,
+    first: u64,
+    count: u64,
+    progress: Arc<dyn Progress>,
+    cancel: &CancelToken,
+) -> anyhow::Result<Value> {
+    let mut rows = Vec::new();
+    for seed in first..first + count {
+        let options = EmbedOptions {
+            seed,
+            ..EmbedOptions::default()
+        };
+        let mut f1 = Vec::new();
+        for method in [CellMethod::Pca, CellMethod::Vae] {
+            let e = embed_matrix(d.matrix.clone(), method, &options, progress.clone(), cancel)
+                .await?
+                .embedding;
+            f1.push(labels::knn_macro_f1(
+                &e.values,
+                e.dimension,
+                &d.labels,
+                15,
+                5,
+                seed,
+            )?);
+        }
+        rows.push((seed, f1[0], f1[1]));
+    }
+    let stats = |v: Vec<f64>| {
+        let n = v.len() as f64;
+        let mean = v.iter().sum::<f64>() / n;
+        let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0)).sqrt();
+        let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+        (mean, sd, min)
+    };
+    let (pca_mean, pca_sd, _) = stats(rows.iter().map(|r| r.1).collect());
+    let (vae_mean, vae_sd, _) = stats(rows.iter().map(|r| r.2).collect());
+    let (ratio_mean, _, ratio_min) = stats(rows.iter().map(|r| r.2 / r.1).collect());
+    Ok(json!({
+        "data": d.name,
+        "seeds": rows.iter().map(|r| json!({"seed": r.0, "pca": r.1, "vae": r.2})).collect::<Vec<_>>(),
+        "pca_mean": pca_mean, "pca_sd": pca_sd, "vae_mean": vae_mean, "vae_sd": vae_sd,
+        "ratio_mean": ratio_mean, "ratio_min": ratio_min,
+    }))
 }
 
 /// Within-set cosine against random pairs for GO-BP sets, and CORUM nearest-neighbour hits
@@ -318,6 +384,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<u8> {
     for d in &data {
         let (cells, genes) = d.matrix.shape();
         println!("\n{}: {cells} cells × {genes} genes", d.name);
+        if d.removed > 0 {
+            println!("  ({} cells without a single count removed)", d.removed);
+        }
         println!(
             "  {:<10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
             "method", "kNN-F1", "ASW", "L-ARI", "L-NMI", "KM-ARI", "KM-NMI", "sec", "peak MB"
@@ -381,6 +450,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<u8> {
             );
             let mut row = json!({
                 "data": d.name, "method": method.name(), "cells": cells, "genes": genes,
+                "removed_cells": d.removed,
                 "dimension": embedded.embedding.dimension, "seconds": seconds,
                 "peak_rss_mb": peak, "notes": embedded.notes,
             });
@@ -390,6 +460,27 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<u8> {
             table.push(row);
         }
     }
+
+    shown.set_message("pbmc68k_reduced: PCA and the VAE over seeds");
+    let seeds = seed_study(
+        &data[0],
+        seed,
+        if args.quick { 3 } else { 5 },
+        progress.clone(),
+        &cancel,
+    )
+    .await?;
+    println!(
+        "\n{} over {} seeds (VAE training and CV folds): kNN-F1 PCA {:.3} ± {:.3}, VAE {:.3} ± {:.3}; VAE ÷ PCA {:.3} (min {:.3})",
+        data[0].name,
+        seeds["seeds"].as_array().map_or(0, Vec::len),
+        seeds["pca_mean"].as_f64().unwrap_or(f64::NAN),
+        seeds["pca_sd"].as_f64().unwrap_or(f64::NAN),
+        seeds["vae_mean"].as_f64().unwrap_or(f64::NAN),
+        seeds["vae_sd"].as_f64().unwrap_or(f64::NAN),
+        seeds["ratio_mean"].as_f64().unwrap_or(f64::NAN),
+        seeds["ratio_min"].as_f64().unwrap_or(f64::NAN),
+    );
 
     shown.set_message("gene embeddings: GO-BP sets and CORUM complexes");
     let genes = gene_sanity(
@@ -440,10 +531,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<u8> {
         "seed": seed,
         "table": table,
         "genes": genes,
+        "seeds": seeds,
         "plots": plots,
         "ratios": {
             "best_macro_f1_over_pca": best / pca,
             "vae_macro_f1_over_pca": f1(pbmc, "vae").unwrap_or(f64::NAN) / pca,
+            "vae_macro_f1_over_pca_mean_over_seeds": seeds["ratio_mean"],
             "go_bp_within_over_random_cosine": ratio(&genes["go_bp_within_set_cosine"], &genes["random_pair_cosine"]),
             "corum_nn_hit_over_random": ratio(&genes["corum_nn_hit_rate"], &genes["corum_random_hit_rate"]),
         },
