@@ -40,6 +40,17 @@ fn allowed(name: &str) -> Option<&'static [&'static str]> {
             "cellwright-eval",
             "cellwright-sim",
         ],
+        // The representation tools wrap the embedded sentence model (MiniLM, in
+        // cellwright-llm) and keep the gene table in the model cache.
+        "cellwright-tools-embed" => &[
+            "cellwright-core",
+            "cellwright-data",
+            "cellwright-eval",
+            "cellwright-sim",
+            "cellwright-embed",
+            "cellwright-llm",
+            "cellwright-fetch",
+        ],
         n if n.starts_with("cellwright-tools-") => &[
             "cellwright-core",
             "cellwright-data",
