@@ -13,8 +13,8 @@ use cellwright_data::text::Orientation;
 use cellwright_embed::{CellEmbedding, VaeSettings, transfer_labels};
 use cellwright_tools_embed::{
     CellMethod, ClusterAlgorithm, EmbedOptions, cluster, default_table, embed_matrix, embed_pair,
-    embedding_csv, expression_for_embedding, gene_table, label_summary, labels_csv, labels_of,
-    layout_svg,
+    embedding_csv, expression_for_embedding, gene_table, label_summary, labelled_cells, labels_csv,
+    labels_of, layout_svg,
 };
 use clap::{Subcommand, ValueEnum};
 
@@ -317,16 +317,8 @@ async fn transfer(args: AnnotateArgs, cancel: &CancelToken) -> anyhow::Result<u8
     let query = read(&args.query, Orientation::GenesByCells, layer)?;
     let shown = args.reference.display().to_string();
     let (column, labels) = labels_of(&reference, args.label.as_deref(), &shown)?;
-    let labelled: Vec<&str> = reference
-        .cells()
-        .iter()
-        .zip(&labels)
-        .filter(|(_, l)| l.is_some())
-        .map(|(c, _)| c.as_str())
-        .collect();
-    let unlabelled = reference.shape().0 - labelled.len();
-    let reference = Arc::new(reference.select_cells(&labelled)?);
-    let labels: Vec<String> = labels.into_iter().flatten().collect();
+    let (reference, labels, unlabelled) = labelled_cells(&reference, labels)?;
+    let reference = Arc::new(reference);
     eprintln!(
         "reference {shown}: {} labelled cells by `{column}`{}; query {}: {} cells",
         labels.len(),

@@ -129,6 +129,25 @@ impl Knowledge {
     }
 }
 
+/// The cells of `m` that have a label, their labels, and how many had none.
+pub fn labelled_cells(
+    m: &ExpressionMatrix,
+    labels: Vec<Option<String>>,
+) -> Result<(ExpressionMatrix, Vec<String>, usize), ToolError> {
+    let labelled: Vec<&str> = m
+        .cells()
+        .iter()
+        .zip(&labels)
+        .filter(|(_, l)| l.is_some())
+        .map(|(c, _)| c.as_str())
+        .collect();
+    let unlabelled = m.shape().0 - labelled.len();
+    let kept = m
+        .select_cells(&labelled)
+        .map_err(|e| failed(e.to_string()))?;
+    Ok((kept, labels.into_iter().flatten().collect(), unlabelled))
+}
+
 /// Newly embedded genes between saves of a growing table (about three minutes on 2 cores).
 const SAVE_EVERY: usize = 2000;
 
@@ -832,25 +851,13 @@ impl Tool for AnnotateCells {
         notes.dedup();
         let (column, labels) =
             labels_of(&reference, args.label_column.as_deref(), &reference_name)?;
-        let labelled: Vec<&str> = reference
-            .cells()
-            .iter()
-            .zip(&labels)
-            .filter(|(_, l)| l.is_some())
-            .map(|(c, _)| c.as_str())
-            .collect();
-        if labelled.len() < reference.shape().0 {
+        let (reference, labels, unlabelled) = labelled_cells(&reference, labels)?;
+        if unlabelled > 0 {
             notes.push(format!(
-                "{} reference cells without a label left out",
-                reference.shape().0 - labelled.len()
+                "{unlabelled} reference cells without a label left out"
             ));
         }
-        let reference = Arc::new(
-            reference
-                .select_cells(&labelled)
-                .map_err(|e| failed(e.to_string()))?,
-        );
-        let labels: Vec<String> = labels.into_iter().flatten().collect();
+        let reference = Arc::new(reference);
         let (r, q, embed_notes) = embed_pair(
             reference.clone(),
             query.clone(),
