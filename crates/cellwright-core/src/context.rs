@@ -143,6 +143,24 @@ impl fmt::Debug for ToolCtx {
 }
 
 impl ToolCtx {
+    /// Stores `data` as an artifact of this call; a storage failure is a retryable tool error
+    /// naming `what` was being stored.
+    pub async fn store_artifact(
+        &self,
+        what: &str,
+        media_type: &str,
+        summary: &str,
+        data: Vec<u8>,
+    ) -> Result<ArtifactRef, crate::ToolError> {
+        self.artifacts
+            .put(&self.run_id, Some(self.call_id), media_type, summary, data)
+            .await
+            .map_err(|e| crate::ToolError::Failed {
+                message: format!("storing the {what}: {e}"),
+                retryable: true,
+            })
+    }
+
     /// A context for a call made outside any agent run (`cellwright tools call`, tests):
     /// in-memory artifacts, the system clock, no progress display.
     pub fn detached(seed: u64) -> Self {

@@ -33,16 +33,8 @@ pub struct Axes<'a> {
     pub log_y: bool,
 }
 
-const PALETTE: [RGBColor; 8] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(127, 127, 127),
-];
+/// Colours of line series: the first eight of [`CATEGORIES`] (tab10's order).
+const PALETTE: &[RGBColor] = CATEGORIES.split_at(8).0;
 
 /// The precision–recall curves of several methods on one data set, with a dashed line at the
 /// density of true candidates (a random ranking's precision).

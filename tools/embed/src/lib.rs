@@ -590,21 +590,6 @@ pub fn embedding_csv(e: &CellEmbedding) -> Result<Vec<u8>, ToolError> {
     csv_bytes(std::iter::once(header.collect::<Vec<_>>()).chain(body))
 }
 
-async fn put(
-    ctx: &ToolCtx,
-    media_type: &str,
-    summary: &str,
-    data: Vec<u8>,
-) -> Result<ArtifactRef, ToolError> {
-    ctx.artifacts
-        .put(&ctx.run_id, Some(ctx.call_id), media_type, summary, data)
-        .await
-        .map_err(|e| ToolError::Failed {
-            message: format!("storing the artifact: {e}"),
-            retryable: true,
-        })
-}
-
 /// Embeddings made so far, by data set and method.
 type EmbeddingCache = HashMap<(String, CellMethod), Arc<Embedded>>;
 
@@ -753,7 +738,9 @@ impl Tool for EmbedCells {
             embedding.dimension,
             args.method.name()
         );
-        let artifact = put(ctx, "text/csv", &summary, embedding_csv(embedding)?).await?;
+        let artifact = ctx
+            .store_artifact("artifact", "text/csv", &summary, embedding_csv(embedding)?)
+            .await?;
         Ok(EmbedCellsOutput {
             dataset,
             method: args.method,
@@ -884,8 +871,7 @@ impl Tool for AnnotateCells {
                     })
                 });
         let summary = label_summary(&transfer);
-        let artifact = put(
-            ctx,
+        let artifact = ctx.store_artifact("artifact",
             "text/csv",
             &format!(
                 "labels of the {} cells of {query_name} moved from {reference_name}'s `{column}`: cell, label, confidence",
@@ -1231,8 +1217,7 @@ impl Tool for ClusterCells {
             ClusterAlgorithm::Leiden => "Leiden",
             ClusterAlgorithm::Kmeans => "k-means",
         };
-        let assignments = put(
-            ctx,
+        let assignments = ctx.store_artifact("artifact",
             "text/csv",
             &format!(
                 "{count} {algorithm_name} clusters of the {} cells of {dataset} ({} embedding) with a UMAP layout: cell, cluster, umap_1, umap_2",
@@ -1243,17 +1228,18 @@ impl Tool for ClusterCells {
         )
         .await?;
         let names: Vec<String> = assignment.iter().map(|c| format!("cluster {c}")).collect();
-        let plot = put(
-            ctx,
-            "image/svg+xml",
-            &format!("UMAP of {dataset} coloured by {algorithm_name} cluster"),
-            layout_svg(
-                &layout,
-                &names,
-                &format!("{dataset}: {algorithm_name} clusters"),
-            )?,
-        )
-        .await?;
+        let plot = ctx
+            .store_artifact(
+                "artifact",
+                "image/svg+xml",
+                &format!("UMAP of {dataset} coloured by {algorithm_name} cluster"),
+                layout_svg(
+                    &layout,
+                    &names,
+                    &format!("{dataset}: {algorithm_name} clusters"),
+                )?,
+            )
+            .await?;
         Ok(ClusterCellsOutput {
             dataset,
             method: args.method,

@@ -240,10 +240,8 @@ impl Tool for InferGrn {
             )
             .await?;
         let edge_list = ctx
-            .artifacts
-            .put(
-                &ctx.run_id,
-                Some(ctx.call_id),
+            .store_artifact(
+                "edge list",
                 "text/tab-separated-values",
                 &format!(
                     "{} regulator → target edges of {dataset} ranked by {}: regulator, target, score",
@@ -252,11 +250,7 @@ impl Tool for InferGrn {
                 ),
                 network.to_tsv().into_bytes(),
             )
-            .await
-            .map_err(|e| ToolError::Failed {
-                message: format!("storing the edge list: {e}"),
-                retryable: true,
-            })?;
+            .await?;
         let regulators: std::collections::HashSet<usize> =
             network.edges.iter().map(|e| e.regulator).collect();
         Ok(InferGrnOutput {

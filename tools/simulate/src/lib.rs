@@ -102,17 +102,20 @@ impl Request {
         let summary = format!(
             "{cells} cells × {genes} genes simulated from {source} (seed {seed}), as .h5ad"
         );
-        let matrix = store(ctx, "application/x-hdf5", &summary, bytes).await?;
-        let network = store(
-            ctx,
-            "text/tab-separated-values",
-            &format!(
-                "the {} signed edges of {source}: regulator, target, sign",
-                sim.edges.len()
-            ),
-            sim.network_tsv().into_bytes(),
-        )
-        .await?;
+        let matrix = ctx
+            .store_artifact("result", "application/x-hdf5", &summary, bytes)
+            .await?;
+        let network = ctx
+            .store_artifact(
+                "result",
+                "text/tab-separated-values",
+                &format!(
+                    "the {} signed edges of {source}: regulator, target, sign",
+                    sim.edges.len()
+                ),
+                sim.network_tsv().into_bytes(),
+            )
+            .await?;
         datasets.insert(&dataset, Arc::new(m));
         Ok(SimulationOutput {
             model: source,
@@ -126,21 +129,6 @@ impl Request {
             network,
         })
     }
-}
-
-async fn store(
-    ctx: &ToolCtx,
-    media_type: &str,
-    summary: &str,
-    data: Vec<u8>,
-) -> Result<ArtifactRef, ToolError> {
-    ctx.artifacts
-        .put(&ctx.run_id, Some(ctx.call_id), media_type, summary, data)
-        .await
-        .map_err(|e| ToolError::Failed {
-            message: format!("storing the result: {e}"),
-            retryable: true,
-        })
 }
 
 fn h5ad_bytes(m: &cellwright_data::matrix::ExpressionMatrix) -> Result<Vec<u8>, ToolError> {
