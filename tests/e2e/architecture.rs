@@ -34,6 +34,16 @@ fn allowed(name: &str) -> Option<&'static [&'static str]> {
         "cellwright-data" | "cellwright-eval" => {
             &["cellwright-core", "cellwright-data", "cellwright-fetch"]
         }
+        // The mechanistic perturbation model infers its network with cellwright-grn; the
+        // neural one may read gene embeddings from cellwright-embed.
+        "cellwright-perturb" => &[
+            "cellwright-core",
+            "cellwright-data",
+            "cellwright-eval",
+            "cellwright-sim",
+            "cellwright-grn",
+            "cellwright-embed",
+        ],
         n if ORACLES.contains(&n) => &[
             "cellwright-core",
             "cellwright-data",

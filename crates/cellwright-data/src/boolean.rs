@@ -13,7 +13,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
 
@@ -70,6 +70,18 @@ impl Expr {
         let mut out = BTreeSet::new();
         self.collect(&mut out);
         out
+    }
+
+    /// The first truth table whose row count is not 2^inputs: (inputs, rows).
+    fn bad_table(&self) -> Option<(usize, usize)> {
+        match self {
+            Expr::Const(_) | Expr::Var(_) => None,
+            Expr::Not(e) => e.bad_table(),
+            Expr::And(es) | Expr::Or(es) => es.iter().find_map(Expr::bad_table),
+            Expr::Table { inputs, outputs } => (inputs.len() >= usize::BITS as usize
+                || outputs.len() != 1 << inputs.len())
+            .then_some((inputs.len(), outputs.len())),
+        }
     }
 
     fn collect(&self, out: &mut BTreeSet<usize>) {
@@ -517,6 +529,48 @@ impl BooleanNetwork {
             .enumerate()
             .map(|(i, r)| r.ok_or_else(|| error(1, format!("node {} has no `.n` table", i + 1))))
             .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self::build(names, rules))
+    }
+
+    /// A network from its nodes' names and rules (e.g. rules learned from data). Refused,
+    /// named, when the counts differ, a name repeats or is not a node name, or a rule reads
+    /// a node that does not exist or has a truth table of the wrong length.
+    pub fn from_rules(names: Vec<String>, rules: Vec<Expr>) -> Result<Self, NetworkError> {
+        let invalid = |message: String| {
+            NetworkError::Parse(ParseError {
+                source_name: "rules".into(),
+                line: 0,
+                column: 0,
+                message,
+            })
+        };
+        if names.len() != rules.len() {
+            return Err(invalid(format!(
+                "{} names for {} rules",
+                names.len(),
+                rules.len()
+            )));
+        }
+        let mut seen = HashSet::new();
+        for name in &names {
+            if !is_name(name) || !seen.insert(name.as_str()) {
+                return Err(invalid(format!(
+                    "`{name}` is repeated or not a node name (letters, digits, `_`)"
+                )));
+            }
+        }
+        for (name, rule) in names.iter().zip(&rules) {
+            if let Some(v) = rule.variables().into_iter().find(|&v| v >= names.len()) {
+                return Err(invalid(format!(
+                    "the rule of {name} reads node {v}, which does not exist"
+                )));
+            }
+            if let Some((inputs, rows)) = rule.bad_table() {
+                return Err(invalid(format!(
+                    "the rule of {name} has a table of {rows} rows for {inputs} inputs"
+                )));
+            }
+        }
         Ok(Self::build(names, rules))
     }
 

@@ -608,6 +608,14 @@ impl ExpressionMatrix {
         self.x.scale_rows(&factors);
     }
 
+    /// Whether every value is a whole number ≥ 0 (raw counts).
+    pub fn is_counts(&self) -> bool {
+        let mut counts = true;
+        self.x
+            .for_each(|_, _, v| counts &= v >= 0.0 && v.fract() == 0.0);
+        counts
+    }
+
     /// Replaces every value `v` by `ln(1 + v)`.
     pub fn log1p(&mut self) {
         for v in self.x.values_mut() {

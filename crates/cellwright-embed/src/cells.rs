@@ -223,14 +223,6 @@ pub async fn embed_sentences(
     })
 }
 
-/// Whether every value is a whole number ≥ 0 (raw counts).
-pub fn is_counts(m: &ExpressionMatrix) -> bool {
-    let mut counts = true;
-    m.x()
-        .for_each(|_, _, v| counts &= v >= 0.0 && v.fract() == 0.0);
-    counts
-}
-
 /// Scanpy's standard path to a cell embedding: counts scaled to 10,000 per cell and `log1p`'d
 /// (values that are not counts are taken as already log-normalised), the `top_genes` most
 /// variable genes (Seurat's dispersion ranking), and their first `components` principal
@@ -245,7 +237,7 @@ pub fn pca_embedding(
         return Err(CellEmbeddingError::NoCells);
     }
     let mut normalised = m.clone();
-    if is_counts(m) {
+    if m.is_counts() {
         normalised.normalize_total(Some(1e4));
         normalised.log1p();
     }

@@ -17,7 +17,7 @@ pub mod vae;
 pub use annotate::{AnnotateError, Clusters, KMeans, Transfer, kmeans, transfer_labels};
 pub use cells::{
     CellEmbedding, CellEmbeddingError, Coverage, cell_sentences, embed_sentences, genept_w,
-    is_counts, pca_embedding,
+    pca_embedding,
 };
 pub use genes::{
     GeneEmbeddingError, GeneEmbeddings, GeneText, build, build_in_steps, knowledge_texts,

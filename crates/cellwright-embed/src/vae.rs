@@ -100,7 +100,7 @@ pub enum Likelihood {
 impl Likelihood {
     /// The negative binomial when every value is a whole number ≥ 0, else the Gaussian.
     pub fn for_matrix(m: &ExpressionMatrix) -> Self {
-        if crate::cells::is_counts(m) {
+        if m.is_counts() {
             Self::NegativeBinomial
         } else {
             Self::Gaussian

@@ -11,6 +11,7 @@
 pub mod labels;
 pub mod plot;
 pub mod ranking;
+pub mod response;
 pub mod signed;
 
 pub use labels::{

@@ -17,7 +17,9 @@ use crate::lanes::{Block, Kernel, LANES, LaneRng};
 use crate::model::{Kinetics, OdeModel, SimError};
 
 /// Genes held off (production 0, starting at 0) or on (production at its maximum, `f = 1`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(default, deny_unknown_fields)]
 pub struct Perturbation {
     pub knockouts: Vec<String>,

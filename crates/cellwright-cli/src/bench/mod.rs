@@ -4,6 +4,7 @@ mod data;
 mod embed;
 mod grn;
 mod models;
+mod perturb;
 mod runtime;
 mod sim;
 
@@ -38,6 +39,9 @@ pub enum BenchCommand {
     /// Cell embeddings (PCA, VAE, GenePT-w, cell sentences) on labelled and simulated cells:
     /// kNN macro-F1, ARI/NMI, ASW, time, memory; gene-embedding checks on GO-BP and CORUM.
     Embed(BenchArgs),
+    /// Perturbation-response models (mechanistic, linear, ensemble) vs the published
+    /// baselines and the ceiling on simulated screens of published models, GEARS's splits.
+    Perturb(BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -63,6 +67,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<u8> {
         BenchCommand::Sim(args) => tokio::task::block_in_place(|| sim::run(args)),
         BenchCommand::Grn(args) => tokio::task::block_in_place(|| grn::run(args)),
         BenchCommand::Embed(args) => embed::run(args).await,
+        BenchCommand::Perturb(args) => tokio::task::block_in_place(|| perturb::run(args)),
     }
 }
 
