@@ -9,6 +9,7 @@ mod crash;
 mod data;
 mod embed;
 mod grn;
+mod perturb;
 mod run;
 mod serve;
 mod simulate;

@@ -117,6 +117,13 @@ async fn bad_calls_are_typed_errors_with_json_paths() {
             "not valid JSON",
         ),
         (
+            "predict_perturbation",
+            r#"{"data": "krumsiek_myeloid", "genes": []}"#,
+            "invalid_args",
+            Some("/genes"),
+            "less than 1 item",
+        ),
+        (
             "record_note",
             r#"{"title": "", "text": "x"}"#,
             "invalid_args",

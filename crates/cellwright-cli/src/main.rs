@@ -8,6 +8,7 @@ mod embed_cmd;
 mod grn_cmd;
 mod models_cmd;
 mod paths;
+mod perturb_cmd;
 mod progress;
 mod registry;
 mod render;
@@ -66,6 +67,10 @@ enum Command {
     /// Gene-regulatory networks: infer one from expression data.
     #[command(subcommand)]
     Grn(grn_cmd::GrnCommand),
+    /// Perturbation responses: score the models on a screen's held-out perturbations, or
+    /// predict one perturbation with the regulatory path behind each change.
+    #[command(subcommand)]
+    Perturb(perturb_cmd::PerturbCommand),
     /// Label query cells from a labelled reference (nearest neighbours in GenePT-w space).
     Annotate(embed_cmd::AnnotateArgs),
     /// Gene and cell embeddings.
@@ -142,6 +147,10 @@ fn main() -> ExitCode {
             Command::Grn(cmd) => {
                 let cancel = ask::cancel_on_signals();
                 tokio::task::block_in_place(|| grn_cmd::run(cmd, &cancel))
+            }
+            Command::Perturb(cmd) => {
+                let cancel = ask::cancel_on_signals();
+                tokio::task::block_in_place(|| perturb_cmd::run(cmd, &cancel))
             }
             Command::Annotate(args) => embed_cmd::annotate(args, &ask::cancel_on_signals()).await,
             Command::Embed(cmd) => embed_cmd::run(cmd, &ask::cancel_on_signals()).await,

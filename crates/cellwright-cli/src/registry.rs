@@ -12,6 +12,7 @@ use cellwright_tools_genedb::{
 };
 use cellwright_tools_grn::{ExplainRegulation, GrnState, InferGrn};
 use cellwright_tools_notebook::{ReadNotes, RecordNote};
+use cellwright_tools_perturb::{ComparePerturbations, PerturbState, PredictPerturbation};
 use cellwright_tools_sequence::{ReverseComplement, TranslateDna};
 use cellwright_tools_simulate::{RunKnockoutScreen, SimulateNetwork};
 
@@ -24,6 +25,8 @@ pub fn default_registry(notebook: &Path) -> Result<ToolRegistry, RegistryError> 
     // The inferred networks are shared by the two GRN tools; the data sets by every tool.
     let grn = GrnState::new(datasets.clone());
     let embed = EmbedState::new(datasets.clone(), cellwright_tools_embed::default_table());
+    // The screens and fitted models are shared by the two perturbation tools.
+    let perturb = PerturbState::new(datasets.clone());
     registry
         .register(TranslateDna)?
         .register(ReverseComplement)?
@@ -40,6 +43,8 @@ pub fn default_registry(notebook: &Path) -> Result<ToolRegistry, RegistryError> 
         .register(RunKnockoutScreen(datasets.clone()))?
         .register(InferGrn(grn.clone()))?
         .register(ExplainRegulation(grn))?
+        .register(PredictPerturbation(perturb.clone()))?
+        .register(ComparePerturbations(perturb))?
         .register(EmbedCells(embed.clone()))?
         .register(AnnotateCells(embed.clone()))?
         .register(ClusterCells(embed.clone()))?

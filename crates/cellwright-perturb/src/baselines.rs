@@ -12,7 +12,7 @@ use faer::linalg::solvers::Solve;
 use crate::data::{Direction, Item, PerturbError, ScreenData, gene_index, items};
 
 /// A fitted model: a perturbation's predicted change from control, one value per gene.
-pub trait Predictor: Send + Sync {
+pub trait Predictor: Send + Sync + std::fmt::Debug {
     fn name(&self) -> &str;
     fn predict(&self, p: &Perturbation) -> Result<Vec<f64>, PerturbError>;
 }
@@ -92,13 +92,7 @@ pub struct Additive {
 impl Additive {
     pub fn fit(data: &ScreenData, train: &[usize]) -> Result<Self, PerturbError> {
         training_groups(data, train)?;
-        let singles = train
-            .iter()
-            .filter_map(|&g| match items(&data.groups[g].perturbation).as_slice() {
-                [item] => Some((item.clone(), data.delta(g).to_vec())),
-                _ => None,
-            })
-            .collect();
+        let singles = data.singles(train).into_iter().collect();
         Ok(Self {
             genes: data.genes.len(),
             singles,
@@ -186,6 +180,14 @@ impl Linear {
         Ok(this)
     }
 
+    /// Gene `j`'s row of the embedding `G` (its principal-component scores over the training
+    /// deltas).
+    pub fn gene_embedding(&self, j: usize) -> Vec<f64> {
+        (0..self.embedding.ncols())
+            .map(|c| self.embedding[(j, c)])
+            .collect()
+    }
+
     /// Σ of the perturbed genes' embeddings: knockouts in the first block, overexpressions in
     /// the second.
     fn perturbation_embedding(&self, p: &Perturbation) -> Result<Vec<f64>, PerturbError> {
@@ -231,37 +233,4 @@ pub fn baselines(
         Box::new(Additive::fit(data, train)?),
         Box::new(Linear::fit(data, train)?),
     ])
-}
-
-/// The mean of several models' predictions.
-pub struct Ensemble {
-    pub name: String,
-    pub members: Vec<Box<dyn Predictor>>,
-}
-
-impl std::fmt::Debug for Ensemble {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<&str> = self.members.iter().map(|m| m.name()).collect();
-        f.debug_struct("Ensemble").field("members", &names).finish()
-    }
-}
-
-impl Predictor for Ensemble {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn predict(&self, p: &Perturbation) -> Result<Vec<f64>, PerturbError> {
-        let mut out: Vec<f64> = Vec::new();
-        for m in &self.members {
-            let d = m.predict(p)?;
-            if out.is_empty() {
-                out = vec![0.0; d.len()];
-            }
-            for (o, v) in out.iter_mut().zip(d) {
-                *o += v / self.members.len() as f64;
-            }
-        }
-        Ok(out)
-    }
 }

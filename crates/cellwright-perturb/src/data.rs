@@ -282,6 +282,17 @@ impl ScreenData {
         items(p).iter().map(|(g, _)| self.gene(g)).collect()
     }
 
+    /// The items perturbed alone among the groups `train`, in that order, with their deltas.
+    pub fn singles(&self, train: &[usize]) -> Vec<(Item, Vec<f64>)> {
+        train
+            .iter()
+            .filter_map(|&g| match items(&self.groups[g].perturbation).as_slice() {
+                [item] => Some((item.clone(), self.delta(g).to_vec())),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Group `g`'s cells, or the control's, as one `Vec` per cell.
     pub fn cell_rows(&self, g: Option<usize>) -> Vec<Vec<f64>> {
         let cells = g.map_or(&self.control, |g| &self.groups[g].cells);

@@ -50,8 +50,28 @@ pub struct MechanisticOptions {
     /// Most cells the network inference sees (a seeded sample).
     pub inference_cells: usize,
     pub settings: Settings,
+    /// Where simulated cells start.
+    pub start: Start,
     pub seed: u64,
 }
+
+/// Where the learned network's simulated cells start.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Start {
+    /// Every gene at half its maximum (BoolODE's start, and the simulated screens').
+    #[default]
+    HalfMax,
+    /// The on/off states of the control cells, most frequent first (those covering 95 % of
+    /// them): the perturbation is applied to the cells as they are, for screens of cells
+    /// perturbed at rest (the simulated screens start at half maximum instead).
+    Control,
+}
+
+/// Most distinct control states simulated from.
+const MAX_STARTS: usize = 32;
 
 impl Default for MechanisticOptions {
     fn default() -> Self {
@@ -63,6 +83,7 @@ impl Default for MechanisticOptions {
             cells: 1024,
             inference_cells: 3000,
             settings: Settings::default(),
+            start: Start::default(),
             seed: 0,
         }
     }
@@ -95,9 +116,9 @@ pub struct Mechanistic {
     rules: Vec<LearnedRule>,
     off: Vec<f64>,
     on: Vec<f64>,
-    simulator: Simulator,
+    /// One simulator per start, with its share of the cells.
+    starts: Vec<(Simulator, usize)>,
     control: Vec<f64>,
-    cells: usize,
 }
 
 /// Node names the simulator accepts, whatever the genes are called.
@@ -362,16 +383,51 @@ impl Mechanistic {
                 error,
             })
             .collect();
-        let simulator = Simulator::new(&net, options.settings.clone(), options.seed)?;
+        let starts = match options.start {
+            Start::HalfMax => vec![(
+                Simulator::new(&net, options.settings.clone(), options.seed)?,
+                options.cells,
+            )],
+            Start::Control => {
+                let controls = data.control.nrows();
+                let mut counts: std::collections::HashMap<Vec<bool>, usize> =
+                    std::collections::HashMap::new();
+                // Control cells come first among the pooled cells.
+                let state = |c: usize| -> Vec<bool> { states.iter().map(|s| s[c]).collect() };
+                for c in 0..controls {
+                    *counts.entry(state(c)).or_default() += 1;
+                }
+                let mut counts: Vec<(Vec<bool>, usize)> = counts.into_iter().collect();
+                counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+                let mut kept = Vec::new();
+                let mut covered = 0;
+                for (state, count) in counts.into_iter().take(MAX_STARTS) {
+                    if covered as f64 >= 0.95 * controls as f64 {
+                        break;
+                    }
+                    covered += count;
+                    kept.push((state, count));
+                }
+                kept.into_iter()
+                    .map(|(state, count)| {
+                        let settings = Settings {
+                            initial: cellwright_sim::Initial::State(state),
+                            ..options.settings.clone()
+                        };
+                        let cells = (options.cells * count).div_ceil(covered).max(1);
+                        Ok((Simulator::new(&net, settings, options.seed)?, cells))
+                    })
+                    .collect::<Result<Vec<_>, PerturbError>>()?
+            }
+        };
         let mut model = Self {
             genes: data.genes.clone(),
             net,
             rules,
             off,
             on,
-            simulator,
+            starts,
             control: Vec::new(),
-            cells: options.cells,
         };
         model.control = model.expression(&Perturbation::control(), cancel)?;
         Ok(model)
@@ -402,14 +458,15 @@ impl Mechanistic {
                 .map(index)
                 .collect::<Result<_, _>>()?,
         };
-        let run = self
-            .simulator
-            .run(&[(renamed, self.cells)], &NoProgress, cancel)?;
         let mut out = vec![0.0; self.genes.len()];
-        for row in run.mrna.rows() {
-            for (j, &x) in row.iter().enumerate() {
-                let level = (f64::from(x) / run.mrna_max).clamp(0.0, 1.0);
-                out[j] += (self.off[j] + (self.on[j] - self.off[j]) * level) / self.cells as f64;
+        let total: usize = self.starts.iter().map(|(_, cells)| cells).sum();
+        for (simulator, cells) in &self.starts {
+            let run = simulator.run(&[(renamed.clone(), *cells)], &NoProgress, cancel)?;
+            for row in run.mrna.rows() {
+                for (j, &x) in row.iter().enumerate() {
+                    let level = (f64::from(x) / run.mrna_max).clamp(0.0, 1.0);
+                    out[j] += (self.off[j] + (self.on[j] - self.off[j]) * level) / total as f64;
+                }
             }
         }
         Ok(out)

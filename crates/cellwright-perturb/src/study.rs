@@ -8,11 +8,12 @@ use cellwright_core::{CancelToken, NoProgress};
 use cellwright_data::boolean::BooleanNetwork;
 use serde::Serialize;
 
-use crate::baselines::{Ensemble, Linear, Predictor, baselines};
+use crate::baselines::{Predictor, baselines};
 use crate::data::{PerturbError, ScreenData, ScreenDesign};
 use crate::evaluate::{Replicate, Scored, Summary, score_split, summarise};
-use crate::mechanistic::{Mechanistic, MechanisticOptions};
+use crate::mechanistic::MechanisticOptions;
 use crate::split::{Split, SplitOptions};
+use crate::{Fitted, Method, Stacking};
 
 /// The ceiling's screen is simulated with the seed plus this.
 pub const CEILING_SEED_OFFSET: u64 = 1_000_003;
@@ -38,6 +39,8 @@ pub struct StudyRun {
     /// Seconds each method took to fit.
     pub fit_seconds: Vec<(String, f64)>,
     pub simulate_seconds: f64,
+    /// The ensemble's members and weights.
+    pub stacking: Option<Stacking>,
 }
 
 /// Runs the study of `net` for `seed`.
@@ -64,21 +67,25 @@ pub fn run(
     let started = Instant::now();
     let mut methods: Vec<Box<dyn Predictor>> = baselines(&data, &split.train)?;
     fit_seconds.push(("baselines".to_owned(), started.elapsed().as_secs_f64()));
-    let started = Instant::now();
     let mechanistic = MechanisticOptions {
         seed,
         ..options.mechanistic.clone()
     };
-    let fitted = Mechanistic::fit(&data, &split.train, &mechanistic, &NoProgress, cancel)?;
-    fit_seconds.push(("mechanistic".to_owned(), started.elapsed().as_secs_f64()));
-    methods.push(Box::new(Ensemble {
-        name: "ensemble".into(),
-        members: vec![
-            Box::new(fitted.clone()),
-            Box::new(Linear::fit(&data, &split.train)?),
-        ],
-    }));
-    methods.push(Box::new(fitted));
+    let mut stacking = None;
+    for method in [Method::Mechanistic, Method::Neural, Method::Ensemble] {
+        let started = Instant::now();
+        let fitted = Fitted::fit(
+            method,
+            &data,
+            &split.train,
+            &mechanistic,
+            &NoProgress,
+            cancel,
+        )?;
+        fit_seconds.push((method.name().to_owned(), started.elapsed().as_secs_f64()));
+        stacking = stacking.or(fitted.stacking);
+        methods.push(fitted.predictor);
+    }
     let mut all: Vec<&dyn Predictor> = methods.iter().map(|m| m.as_ref()).collect();
     all.push(&ceiling);
     let scored = score_split(&data, &split, &all)?;
@@ -93,5 +100,6 @@ pub fn run(
         summaries,
         fit_seconds,
         simulate_seconds,
+        stacking,
     })
 }

@@ -3,8 +3,9 @@
 use cellwright_core::{CancelToken, NoProgress};
 use cellwright_data::boolean::BooleanNetwork;
 use cellwright_perturb::{
-    Additive, Category, Group, Linear, Mechanistic, MechanisticOptions, PerturbError, Predictor,
-    ScreenData, ScreenDesign, Split, SplitOptions, TrainMean,
+    Additive, Category, Fitted, Group, Linear, Mechanistic, MechanisticOptions, Method, Neural,
+    NeuralOptions, PerturbError, Predictor, ScreenData, ScreenDesign, Split, SplitOptions,
+    TrainMean,
 };
 use cellwright_sim::{CountNoise, Perturbation, Settings, Simulator};
 use ndarray::Array2;
@@ -198,6 +199,32 @@ fn the_mechanistic_model_predicts_an_unseen_knockout_through_learned_rules_and_e
     assert_eq!(again.predict(&ko_b).unwrap(), predicted);
     let e = model.predict(&Perturbation::knockout(["E"])).unwrap_err();
     assert!(matches!(e, PerturbError::UnknownGene { .. }), "{e}");
+
+    // The neural model and the stacked ensemble: a seed gives the same model, and the
+    // ensemble's weights are never negative.
+    let options = NeuralOptions::default();
+    let neural = Neural::fit(&data, &train, &options, &CancelToken::default()).unwrap();
+    let first = neural.predict(&ko_b).unwrap();
+    assert!(first.iter().all(|v| v.is_finite()) && first.len() == 4);
+    let again = Neural::fit(&data, &train, &options, &CancelToken::default()).unwrap();
+    assert_eq!(again.predict(&ko_b).unwrap(), first);
+    assert!(neural.predict(&Perturbation::knockout(["E"])).is_err());
+    let fitted = Fitted::fit(
+        Method::Ensemble,
+        &data,
+        &train,
+        &MechanisticOptions {
+            cells: 64,
+            ..MechanisticOptions::default()
+        },
+        &NoProgress,
+        &CancelToken::default(),
+    )
+    .unwrap();
+    let stacking = fitted.stacking.unwrap();
+    assert_eq!(stacking.members, ["mechanistic", "neural", "linear"]);
+    assert!(stacking.weights.iter().all(|w| *w >= 0.0), "{stacking:?}");
+    assert!(fitted.mechanistic.is_some());
 }
 
 #[test]

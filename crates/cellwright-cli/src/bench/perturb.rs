@@ -6,7 +6,8 @@
 //! knockouts, split GEARS's way; every method scored per category (Pearson delta on all
 //! genes and on the top 20 observed changes, MAE, DES, PDS, the VCC score); fit times;
 //! scatter plots of predicted against observed top-20 deltas. "Ours" is the ensemble (the
-//! mean of the mechanistic and linear models); the mechanistic model alone is reported too.
+//! mechanistic, neural and linear models weighted by stacking on the training
+//! perturbations); the mechanistic and neural models alone are reported too.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -31,7 +32,7 @@ const MODELS: [&str; 5] = [
 ];
 const BASELINES: [&str; 4] = ["no_change", "train_mean", "additive", "linear"];
 const OURS: &str = "ensemble";
-const PLOTTED: [&str; 4] = ["linear", "mechanistic", "ensemble", "ceiling"];
+const PLOTTED: [&str; 5] = ["linear", "mechanistic", "neural", "ensemble", "ceiling"];
 
 /// The mean of `metric` for `method` in `category` over `runs`.
 fn pooled(runs: &[StudyRun], method: &str, category: Category, metric: &str) -> f64 {
@@ -51,10 +52,13 @@ fn best_baseline(runs: &[StudyRun], category: Category, metric: &str) -> (f64, &
         .iter()
         .map(|b| (pooled(runs, b, category, metric), *b))
         .filter(|(v, _)| v.is_finite())
-        .fold(
-            (f64::NAN, ""),
-            |best, x| if !(best.0 >= x.0) { x } else { best },
-        )
+        .fold((f64::NAN, ""), |best, x| {
+            if best.0.is_nan() || x.0 > best.0 {
+                x
+            } else {
+                best
+            }
+        })
 }
 
 /// Mean PDS of `method` over every test perturbation of `runs`.
@@ -128,6 +132,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
         let (best, name) = best_baseline(&runs, category, metric);
         let ours = pooled(&runs, OURS, category, metric);
         let mechanistic = pooled(&runs, "mechanistic", category, metric);
+        let neural = pooled(&runs, "neural", category, metric);
         let (best_all, _) = best_baseline(&runs, category, "pearson_delta");
         let ours_all = pooled(&runs, OURS, category, "pearson_delta");
         let ceiling_all = pooled(&runs, "ceiling", category, "pearson_delta");
@@ -145,14 +150,36 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
             category.name(),
             json!({
                 "best_baseline": name, "best_baseline_value": best, "ours": ours,
-                "mechanistic": mechanistic,
+                "mechanistic": mechanistic, "neural": neural,
                 "ceiling": pooled(&runs, "ceiling", category, metric),
                 "ours_over_best_baseline": ours / best,
                 "mechanistic_over_best_baseline": mechanistic / best,
+                "neural_over_best_baseline": neural / best,
                 "gap_closed": (ours_all - best_all) / (ceiling_all - best_all),
                 "runs_won": wins.iter().filter(|w| **w).count(), "runs": wins.len(),
             }),
         );
+    }
+    // Per model, over its seeds: where we win and where we lose.
+    let mut per_model = Vec::new();
+    println!("\nper model (Pearson delta, top 20; ours / best baseline / ceiling)");
+    for model in models {
+        let these: Vec<StudyRun> = runs.iter().filter(|r| r.model == *model).cloned().collect();
+        let mut line = format!("  {model:<24}");
+        for category in Category::ALL {
+            let (best, name) = best_baseline(&these, category, metric);
+            let ours = pooled(&these, OURS, category, metric);
+            let ceiling = pooled(&these, "ceiling", category, metric);
+            line.push_str(&format!(
+                " {}: {ours:.2}/{best:.2}/{ceiling:.2}",
+                category.name()
+            ));
+            per_model.push(json!({
+                "model": model, "category": category.name(), "ours": ours,
+                "best_baseline": name, "best_baseline_value": best, "ceiling": ceiling,
+            }));
+        }
+        println!("{line}");
     }
     let best_pds = BASELINES
         .iter()
@@ -166,7 +193,15 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
         "seeds": seeds,
         "ours": OURS,
         "categories": per_category,
-        "runs": runs,
+        "per_model": per_model,
+        // Per run, everything but the per-perturbation scores (those are plotted instead).
+        "runs": runs.iter().map(|r| {
+            let mut v = serde_json::to_value(r).unwrap_or_default();
+            if let Some(o) = v.as_object_mut() {
+                o.remove("scored");
+            }
+            v
+        }).collect::<Vec<_>>(),
         "plots": files,
         "ratios": {
             "pearson_delta_top20_ours_over_best_baseline_unseen_single": ratio("unseen_single", "ours_over_best_baseline"),
@@ -180,9 +215,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
     println!("\npooled over {} runs (Pearson delta, top 20)", runs.len());
     for (category, v) in &per_category {
         println!(
-            "  {category:<14} ours {:.3}  mechanistic {:.3}  best baseline {:.3} ({})  ceiling {:.3}  gap closed {:.2}  runs won {}/{}",
+            "  {category:<14} ours {:.3}  mechanistic {:.3}  neural {:.3}  best baseline {:.3} ({})  ceiling {:.3}  gap closed {:.2}  runs won {}/{}",
             num(&v["ours"]),
             num(&v["mechanistic"]),
+            num(&v["neural"]),
             num(&v["best_baseline_value"]),
             v["best_baseline"].as_str().unwrap_or(""),
             num(&v["ceiling"]),
@@ -223,22 +259,18 @@ fn print_run(run: &StudyRun) {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    println!(
-        "  {:<14} {:<12} {:>3} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7}",
-        "split", "method", "n", "r", "r-top20", "MAE", "DES", "PDS", "VCC"
-    );
-    for s in &run.summaries {
+    if let Some(s) = &run.stacking {
+        let weights: Vec<String> = s
+            .members
+            .iter()
+            .zip(&s.weights)
+            .map(|(m, w)| format!("{m} {w:.2}"))
+            .collect();
         println!(
-            "  {:<14} {:<12} {:>3} {:>7.3} {:>7.3} {:>7.3} {:>7.3} {:>7.3} {:>7.3}",
-            s.category.name(),
-            s.method,
-            s.perturbations,
-            s.pearson_delta,
-            s.pearson_delta_top20,
-            s.mae,
-            s.des,
-            s.pds,
-            s.vcc_score
+            "  ensemble weights (stacked on {} held-out training perturbations): {}",
+            s.held_out,
+            weights.join(", ")
         );
     }
+    crate::perturb_cmd::print_summaries(&run.summaries);
 }
