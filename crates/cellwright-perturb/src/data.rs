@@ -115,6 +115,15 @@ pub struct Group {
     pub cells: Array2<f32>,
 }
 
+/// Training cells pooled: see [`ScreenData::pooled`].
+#[derive(Debug, Clone)]
+pub struct Pooled {
+    /// `columns[gene][cell]`.
+    pub columns: Vec<Vec<f32>>,
+    /// Per cell, the indices of the genes it has perturbed.
+    pub perturbed: Vec<Vec<usize>>,
+}
+
 /// A screen ready for models: genes, control cells and perturbed groups, log-normalised
 /// (counts scaled to the median cell total and `log1p`'d; values that are not counts are
 /// taken as normalised already).
@@ -291,6 +300,34 @@ impl ScreenData {
                 _ => None,
             })
             .collect()
+    }
+
+    /// The control cells and the cells of the groups `train`, pooled gene by gene
+    /// (`columns[gene][cell]`, control first), with the genes each cell has perturbed.
+    pub fn pooled(&self, train: &[usize]) -> Result<Pooled, PerturbError> {
+        let mut pooled = Pooled {
+            columns: vec![Vec::new(); self.genes.len()],
+            perturbed: Vec::new(),
+        };
+        let mut add = |cells: &Array2<f32>, targets: Vec<usize>| {
+            for row in cells.rows() {
+                for (c, &v) in pooled.columns.iter_mut().zip(row) {
+                    c.push(v);
+                }
+                pooled.perturbed.push(targets.clone());
+            }
+        };
+        add(&self.control, Vec::new());
+        for &g in train {
+            let group = self.groups.get(g).ok_or_else(|| {
+                PerturbError::Invalid(format!(
+                    "training group {g} of a screen with {}",
+                    self.groups.len()
+                ))
+            })?;
+            add(&group.cells, self.targets(&group.perturbation)?);
+        }
+        Ok(pooled)
     }
 
     /// Group `g`'s cells, or the control's, as one `Vec` per cell.

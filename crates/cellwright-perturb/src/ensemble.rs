@@ -29,7 +29,7 @@ pub struct Stacking {
     pub held_out: usize,
 }
 
-/// Fits the members on some training groups.
+/// Fits the members, in the same order, on some training groups.
 pub type FitMembers<'a> = dyn Fn(&[usize]) -> Result<Vec<Box<dyn Predictor>>, PerturbError> + 'a;
 
 /// Least squares with non-negative weights, by dropping the most negative weight and solving
@@ -73,22 +73,21 @@ fn non_negative_least_squares(rows: &[(Vec<f64>, f64)], members: usize) -> Vec<f
 }
 
 impl Ensemble {
-    /// Fits the members on `train` with `fit`, weighted by stacking over `folds` folds of the
-    /// training items: each fold holds out its singles and every combination touching them,
-    /// the members are fitted on the rest and predict what was held out. Genes a perturbation
-    /// targets are left out of the fit.
+    /// `members` (fitted on `train`) weighted by stacking over `folds` folds of the training
+    /// items: each fold holds out its singles and every combination touching them, `fit`
+    /// fits the members again on the rest and they predict what was held out. Genes a
+    /// perturbation targets are left out of the fit.
     pub fn stacked(
         name: &str,
         data: &ScreenData,
         train: &[usize],
-        folds: usize,
-        seed: u64,
+        members: Vec<Box<dyn Predictor>>,
+        (folds, seed): (usize, u64),
         fit: &FitMembers<'_>,
     ) -> Result<(Self, Stacking), PerturbError> {
         let mut singles: Vec<Item> = data.singles(train).into_iter().map(|(i, _)| i).collect();
         singles.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
         let folds = folds.clamp(2, singles.len().max(2));
-        let members = fit(train)?;
         let count = members.len();
         let mut rows: Vec<(Vec<f64>, f64)> = Vec::new();
         let mut held_total = 0;

@@ -123,22 +123,30 @@ impl Fitted {
         let neural = |train: &[usize]| Neural::fit(data, train, &neural_options, cancel);
         let (predictor, mechanistic, stacking): (Box<dyn Predictor>, _, _) = match method {
             Method::Ensemble => {
-                let members = |train: &[usize]| -> Result<Vec<Box<dyn Predictor>>, PerturbError> {
+                // The members after the mechanistic one, which is fitted once on `train`
+                // and kept for its explanations.
+                let others = |train: &[usize]| -> Result<Vec<Box<dyn Predictor>>, PerturbError> {
                     Ok(vec![
-                        Box::new(mechanistic(train)?),
                         Box::new(neural(train)?),
                         Box::new(Linear::fit(data, train)?),
                     ])
                 };
+                let members = |train: &[usize]| -> Result<Vec<Box<dyn Predictor>>, PerturbError> {
+                    let mut all: Vec<Box<dyn Predictor>> = vec![Box::new(mechanistic(train)?)];
+                    all.extend(others(train)?);
+                    Ok(all)
+                };
+                let m = mechanistic(train)?;
+                let mut fitted: Vec<Box<dyn Predictor>> = vec![Box::new(m.clone())];
+                fitted.extend(others(train)?);
                 let (ensemble, stacking) = Ensemble::stacked(
                     Method::Ensemble.name(),
                     data,
                     train,
-                    STACKING_FOLDS,
-                    options.seed,
+                    fitted,
+                    (STACKING_FOLDS, options.seed),
                     &members,
                 )?;
-                let m = mechanistic(train)?;
                 let anchored = Anchored::new(Box::new(ensemble), data, train);
                 (Box::new(anchored), Some(m), Some(stacking))
             }

@@ -31,7 +31,7 @@ use cellwright_sim::{Perturbation, Settings, Simulator};
 use serde::{Deserialize, Serialize};
 
 use crate::baselines::Predictor;
-use crate::data::{PerturbError, ScreenData, items};
+use crate::data::{PerturbError, Pooled, ScreenData, gene_index, items};
 
 /// How the network is learned and simulated.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -235,23 +235,7 @@ impl Mechanistic {
         }
         let n = data.genes.len();
         // The pooled training cells, gene-major, and which genes each cell has perturbed.
-        let mut columns: Vec<Vec<f32>> = vec![Vec::new(); n];
-        let mut perturbed: Vec<Vec<usize>> = Vec::new();
-        let mut add = |cells: &ndarray::Array2<f32>, targets: Vec<usize>| {
-            for row in cells.rows() {
-                for (c, &v) in columns.iter_mut().zip(row) {
-                    c.push(v);
-                }
-                perturbed.push(targets.clone());
-            }
-        };
-        add(&data.control, Vec::new());
-        for &g in train {
-            add(
-                &data.groups[g].cells,
-                data.targets(&data.groups[g].perturbation)?,
-            );
-        }
+        let Pooled { columns, perturbed } = data.pooled(train)?;
         let cells = perturbed.len();
         // 1. On/off calls, and each gene's expression when off and on.
         let mut states = vec![vec![false; cells]; n];
@@ -435,21 +419,7 @@ impl Mechanistic {
 
     /// The mean expression the learned network gives under `p`.
     fn expression(&self, p: &Perturbation, cancel: &CancelToken) -> Result<Vec<f64>, PerturbError> {
-        let index = |g: &String| {
-            self.genes
-                .iter()
-                .position(|x| x == g)
-                .map(node)
-                .ok_or_else(|| PerturbError::UnknownGene {
-                    gene: g.clone(),
-                    suggestions: cellwright_core::closest_matches(
-                        g,
-                        self.genes.iter().map(String::as_str),
-                        0.8,
-                        3,
-                    ),
-                })
-        };
+        let index = |g: &String| gene_index(&self.genes, g).map(node);
         let renamed = Perturbation {
             knockouts: p.knockouts.iter().map(index).collect::<Result<_, _>>()?,
             overexpressed: p

@@ -24,7 +24,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::baselines::{Linear, Predictor};
-use crate::data::{Direction, PerturbError, ScreenData, gene_index, items};
+use crate::data::{Direction, PerturbError, Pooled, ScreenData, gene_index, items};
 
 /// Training settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -148,30 +148,17 @@ impl Neural {
             ));
         }
         let n = data.genes.len();
-        let mut columns: Vec<Vec<f32>> = vec![Vec::new(); n];
-        let mut perturbed: Vec<Vec<usize>> = Vec::new();
-        let mut low = vec![f64::INFINITY; n];
-        let mut high = vec![f64::NEG_INFINITY; n];
-        for (cells, targets) in std::iter::once((&data.control, Vec::new())).chain(
-            train
+        let Pooled { columns, perturbed } = data.pooled(train)?;
+        let extreme = |pick: fn(f64, f64) -> f64, start: f64| -> Vec<f64> {
+            columns
                 .iter()
-                .map(|&g| {
-                    Ok((
-                        &data.groups[g].cells,
-                        data.targets(&data.groups[g].perturbation)?,
-                    ))
-                })
-                .collect::<Result<Vec<_>, PerturbError>>()?,
-        ) {
-            for row in cells.rows() {
-                for (j, &v) in row.iter().enumerate() {
-                    columns[j].push(v);
-                    low[j] = low[j].min(f64::from(v));
-                    high[j] = high[j].max(f64::from(v));
-                }
-                perturbed.push(targets.clone());
-            }
-        }
+                .map(|c| c.iter().fold(start, |m, &v| pick(m, f64::from(v))))
+                .collect()
+        };
+        let (low, high) = (
+            extreme(f64::min, f64::INFINITY),
+            extreme(f64::max, f64::NEG_INFINITY),
+        );
         let coefficients = regressions(&columns, &perturbed, options.ridge)?;
         let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
         let dev = Device::Cpu;
