@@ -113,7 +113,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
     for model in models {
         let (net, source) = catalogue::boolean_model(model, &NoProgress, &CancelToken::new())?;
         let mut options = StudyOptions::default();
-        options.design.pairs = 40.min(net.len() * (net.len() - 1) / 2);
+        // Enough pairs that every run has pairs of two unseen genes to score (with 40 there
+        // were one to six per run) and the models train on combinations.
+        options.design.pairs = 120.min(net.len() * (net.len() - 1) / 2);
         for &seed in seeds {
             bar.set_message(format!("{model}, seed {seed}"));
             let run = study::run(model, &net, seed, &options, &cancel)
