@@ -8,6 +8,7 @@ mod bad_input;
 mod crash;
 mod data;
 mod embed;
+mod eval;
 mod grn;
 mod perturb;
 mod run;

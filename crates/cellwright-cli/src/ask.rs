@@ -21,6 +21,16 @@ use crate::{Globals, exit, progress, registry, render};
 pub struct AskArgs {
     /// The question, in plain language.
     pub question: String,
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Print the outcome as JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The model, budgets and seed of a run (`ask`, and each question of `eval`).
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
     /// `embedded` (the default: SmolLM2-135M in this process, fetched on first use),
     /// `gguf:<file.gguf>`, `openai:<name>` (endpoint from OPENAI_BASE_URL, key from
     /// OPENAI_API_KEY), `script:<file.jsonl>`, or `replay:<run id>`.
@@ -41,9 +51,27 @@ pub struct AskArgs {
     /// Seed for the model's sampling and the tools' randomness.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Print the outcome as JSON instead of text.
-    #[arg(long)]
-    pub json: bool,
+}
+
+impl RunArgs {
+    /// The model spec asked for, else the default.
+    pub fn model_spec(&self) -> String {
+        self.model.clone().unwrap_or_else(default_model_spec)
+    }
+
+    pub fn config(&self) -> AgentConfig {
+        AgentConfig {
+            budgets: Budgets {
+                max_steps: self.max_steps,
+                max_tool_calls: self.max_tool_calls,
+                max_tokens: self.max_tokens,
+                max_wall_ms: self.max_seconds.saturating_mul(1000),
+            },
+            tool_timeout: Duration::from_secs(self.tool_timeout),
+            seed: self.seed,
+            ..AgentConfig::default()
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -61,7 +89,7 @@ pub async fn open_store(globals: &Globals) -> anyhow::Result<Arc<SqliteStore>> {
 }
 
 /// Builds the chat model named by `spec`; generation stops when `cancel` fires.
-async fn model_for(
+pub async fn model_for(
     spec: &str,
     store: &SqliteStore,
     cancel: &CancelToken,
@@ -113,21 +141,10 @@ fn default_model_spec() -> String {
 }
 
 pub async fn ask(globals: &Globals, args: AskArgs) -> anyhow::Result<u8> {
-    let spec = args.model.clone().unwrap_or_else(default_model_spec);
     let store = open_store(globals).await?;
     let cancel = cancel_on_signals();
-    let model = model_for(&spec, &store, &cancel).await?;
-    let config = AgentConfig {
-        budgets: Budgets {
-            max_steps: args.max_steps,
-            max_tool_calls: args.max_tool_calls,
-            max_tokens: args.max_tokens,
-            max_wall_ms: args.max_seconds.saturating_mul(1000),
-        },
-        tool_timeout: Duration::from_secs(args.tool_timeout),
-        seed: args.seed,
-        ..AgentConfig::default()
-    };
+    let model = model_for(&args.run.model_spec(), &store, &cancel).await?;
+    let config = args.run.config();
     let run_id = RunId::new(uuid::Uuid::new_v4().to_string());
     let (agent, display) = build_agent(globals, model, &store, config, args.json)?;
     let outcome = agent.run(run_id, &args.question, cancel).await;
@@ -159,7 +176,7 @@ pub async fn resume(globals: &Globals, args: ResumeArgs) -> anyhow::Result<u8> {
     report(&store, outcome?, args.json).await
 }
 
-fn build_agent(
+pub fn build_agent(
     globals: &Globals,
     model: Arc<dyn ChatModel>,
     store: &Arc<SqliteStore>,
@@ -241,7 +258,7 @@ impl LiveDisplay {
         }
     }
 
-    fn finish(&self) {
+    pub fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }

@@ -5,6 +5,7 @@ mod ask;
 mod bench;
 mod data_cmd;
 mod embed_cmd;
+mod eval_cmd;
 mod grn_cmd;
 mod models_cmd;
 mod paths;
@@ -46,6 +47,8 @@ struct Cli {
 enum Command {
     /// Ask a research question; the agent answers with cited claims.
     Ask(ask::AskArgs),
+    /// Ask every question of a set and check each answer: the agent's score.
+    Eval(eval_cmd::EvalArgs),
     /// Continue a run that was interrupted (killed, crashed, cancelled before the end).
     Resume(ask::ResumeArgs),
     /// Inspect stored runs.
@@ -131,6 +134,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Ask(args) => ask::ask(&globals, args).await,
+            Command::Eval(args) => eval_cmd::run(&globals, args).await,
             Command::Resume(args) => ask::resume(&globals, args).await,
             Command::Trace(cmd) => trace_cmd::run(&globals, cmd).await,
             Command::Tools(cmd) => tools_cmd::run(&globals, cmd).await,

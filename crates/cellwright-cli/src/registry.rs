@@ -4,7 +4,7 @@ use std::path::Path;
 
 use cellwright_core::{RegistryError, ToolRegistry};
 use cellwright_tools_data::{
-    DescribeDataset, GeneSetEnrichment, LoadDataset, LoadedDatasets, NetworkInfo,
+    DescribeDataset, GeneSetEnrichment, GeneSetsOf, LoadDataset, LoadedDatasets, NetworkInfo,
 };
 use cellwright_tools_embed::{AnnotateCells, ClusterCells, EmbedCells, EmbedState, SimilarGenes};
 use cellwright_tools_genedb::{
@@ -27,6 +27,8 @@ pub fn default_registry(notebook: &Path) -> Result<ToolRegistry, RegistryError> 
     let embed = EmbedState::new(datasets.clone(), cellwright_tools_embed::default_table());
     // The screens and fitted models are shared by the two perturbation tools.
     let perturb = PerturbState::new(datasets.clone());
+    // The gene-set collections, loaded once for enrichment and membership.
+    let sets = GeneSetEnrichment::default();
     registry
         .register(TranslateDna)?
         .register(ReverseComplement)?
@@ -35,7 +37,8 @@ pub fn default_registry(notebook: &Path) -> Result<ToolRegistry, RegistryError> 
         .register(GenesForTerm(genes))?
         .register(TfTargets(regulons.clone()))?
         .register(RegulatorsOf(regulons))?
-        .register(GeneSetEnrichment::default())?
+        .register(sets.clone())?
+        .register(GeneSetsOf(sets))?
         .register(NetworkInfo)?
         .register(LoadDataset(datasets.clone()))?
         .register(DescribeDataset(datasets.clone()))?

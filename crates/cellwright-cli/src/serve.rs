@@ -301,6 +301,7 @@ fn wire_tool(i: usize, t: &Value) -> Result<ToolSpec, ApiError> {
         },
         output: json!({}),
         effects: Effects::Pure,
+        answer: None,
     })
 }
 

@@ -79,11 +79,7 @@ pub async fn run(globals: &Globals, cmd: TraceCommand) -> anyhow::Result<u8> {
                 Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(path)?)),
                 None => Box::new(std::io::stdout().lock()),
             };
-            for e in &events {
-                serde_json::to_writer(&mut sink, e)?;
-                sink.write_all(b"\n")?;
-            }
-            sink.flush()?;
+            crate::eval_cmd::write_events(&mut sink, &events)?;
         }
     }
     Ok(0)

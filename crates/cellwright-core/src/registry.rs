@@ -263,6 +263,7 @@ mod tests {
                 parameters: json!({"type": "object"}),
                 output: json!({}),
                 effects: Effects::Pure,
+                answer: None,
             }
         }
 

@@ -73,6 +73,13 @@ pub trait Tool: Send + Sync + 'static {
     /// Exactly what the model reads about this tool (kept in `prompts/tools/<name>.md`).
     fn description(&self) -> String;
 
+    /// How a model that composes its answer instead of writing it (the embedded one) states
+    /// this tool's result: a minijinja template over `arguments` and `output`, one cited claim
+    /// per line (kept in `prompts/answers/<name>.jinja`). `None`: every field of the output.
+    fn answer_template(&self) -> Option<String> {
+        None
+    }
+
     fn effects(&self) -> Effects {
         Effects::Pure
     }
@@ -94,6 +101,9 @@ pub struct ToolSpec {
     /// JSON Schema of the output.
     pub output: Value,
     pub effects: Effects,
+    /// See [`Tool::answer_template`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<String>,
 }
 
 /// An object-safe tool: JSON in, JSON out. Every [`Tool`] is one.
@@ -117,6 +127,7 @@ impl<T: Tool> DynTool for T {
             parameters: schema_of::<T::Args>(),
             output: schema_of::<T::Output>(),
             effects: self.effects(),
+            answer: self.answer_template(),
         }
     }
 

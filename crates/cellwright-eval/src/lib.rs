@@ -7,9 +7,12 @@
 //! - [`labels`]: predicted labels and clusters against true labels (macro-F1, ARI, NMI), how
 //!   well an embedding keeps labels apart (silhouette, cross-validated kNN macro-F1).
 //! - [`plot`]: SVG line plots (PR curves, timings against size).
+//! - [`questions`]: question sets for the agent and the checks on its answers
+//!   (`cellwright eval`).
 
 pub mod labels;
 pub mod plot;
+pub mod questions;
 pub mod ranking;
 pub mod response;
 pub mod signed;

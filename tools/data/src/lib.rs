@@ -1,7 +1,8 @@
 //! # cellwright-tools-data
 //!
 //! Typed adapters from `cellwright-data` to the [`Tool`] contract: [`GeneSetEnrichment`]
-//! (over-representation against the catalogue's gene-set collections) and [`NetworkInfo`]
+//! (over-representation against the catalogue's gene-set collections), [`GeneSetsOf`] (the
+//! sets that hold a gene), [`NetworkInfo`]
 //! (nodes, signed edges and attractors of the catalogue's Boolean models), [`LoadDataset`]
 //! and [`DescribeDataset`] (expression data: shape, annotations, top and marker genes).
 //! Data sets are fetched into the cache on first use.
@@ -14,7 +15,7 @@ pub use expression::{
     LoadDatasetArgs,
 };
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -190,6 +191,119 @@ impl Tool for GeneSetEnrichment {
     }
 }
 
+/// Which sets of the catalogue's `gene-sets` collections hold a gene: its pathways, CORUM
+/// complexes and GO biological processes. Shares the collections [`GeneSetEnrichment`] loads.
+#[derive(Debug, Default, Clone)]
+pub struct GeneSetsOf(pub GeneSetEnrichment);
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GeneSetsOfArgs {
+    /// A human gene symbol.
+    #[schemars(length(min = 1, max = 40))]
+    pub gene: String,
+    /// One collection (default: all three).
+    #[serde(default)]
+    pub collection: Option<CollectionName>,
+    /// Most sets listed per collection, smallest first (the most specific).
+    #[serde(default = "default_sets_listed")]
+    #[schemars(range(min = 1, max = 200))]
+    pub limit: u32,
+}
+
+fn default_sets_listed() -> u32 {
+    25
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct SetOfGene {
+    pub id: String,
+    pub name: String,
+    /// Genes in the set.
+    pub size: usize,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct CollectionSets {
+    pub collection: CollectionName,
+    /// How many sets of the collection hold the gene (more than listed, past the limit).
+    pub count: usize,
+    pub sets: Vec<SetOfGene>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct GeneSetsOfOutput {
+    pub gene: String,
+    pub collections: Vec<CollectionSets>,
+}
+
+impl GeneSetsOf {
+    fn run(&self, args: GeneSetsOfArgs, ctx: &ToolCtx) -> Result<GeneSetsOfOutput, ToolError> {
+        let gene = args.gene.trim().to_uppercase();
+        let names = match args.collection {
+            Some(one) => vec![one],
+            None => vec![
+                CollectionName::Pathways,
+                CollectionName::Complexes,
+                CollectionName::GoBp,
+            ],
+        };
+        let mut collections = Vec::new();
+        let mut known = Vec::new();
+        for name in names {
+            let sets = self.0.collection(name, ctx)?;
+            let mut holding: Vec<SetOfGene> = sets
+                .sets
+                .iter()
+                .filter(|s| s.genes.contains(&gene))
+                .map(|s| SetOfGene {
+                    id: s.id.clone(),
+                    name: s.name.clone(),
+                    size: s.genes.len(),
+                })
+                .collect();
+            if holding.is_empty() {
+                known.push(sets);
+                continue;
+            }
+            holding.sort_by(|a, b| a.size.cmp(&b.size).then_with(|| a.id.cmp(&b.id)));
+            let count = holding.len();
+            holding.truncate(args.limit as usize);
+            collections.push(CollectionSets {
+                collection: name,
+                count,
+                sets: holding,
+            });
+        }
+        if collections.is_empty() {
+            let genes: BTreeSet<&str> = known.iter().flat_map(|c| c.genes()).collect();
+            return Err(ToolError::NotFound {
+                what: "gene".into(),
+                suggestions: closest_matches(&gene, genes.iter().copied(), 0.8, 3),
+                name: gene,
+            });
+        }
+        Ok(GeneSetsOfOutput { gene, collections })
+    }
+}
+
+impl Tool for GeneSetsOf {
+    const NAME: &'static str = "gene_sets_of";
+    type Args = GeneSetsOfArgs;
+    type Output = GeneSetsOfOutput;
+
+    fn description(&self) -> String {
+        include_str!("../../../prompts/tools/gene_sets_of.md")
+            .trim()
+            .to_owned()
+    }
+
+    async fn call(&self, ctx: &ToolCtx, args: Self::Args) -> Result<Self::Output, ToolError> {
+        let (this, ctx) = (self.clone(), ctx.clone());
+        off_async(move || this.run(args, &ctx)).await
+    }
+}
+
 /// The catalogue's Boolean models, by name.
 #[derive(Debug, Default, Clone)]
 pub struct NetworkInfo;
@@ -333,6 +447,10 @@ impl Tool for NetworkInfo {
         include_str!("../../../prompts/tools/network_info.md")
             .trim()
             .to_owned()
+    }
+
+    fn answer_template(&self) -> Option<String> {
+        Some(include_str!("../../../prompts/answers/network_info.jinja").to_owned())
     }
 
     async fn call(&self, ctx: &ToolCtx, args: Self::Args) -> Result<Self::Output, ToolError> {

@@ -4,8 +4,8 @@
 
 use cellwright_core::{Tool, ToolCtx, ToolError};
 use cellwright_tools_data::{
-    CollectionName, DescribeDataset, GeneSetEnrichment, GeneSetEnrichmentArgs, LoadDataset,
-    LoadedDatasets, NetworkInfo, NetworkInfoArgs,
+    CollectionName, DescribeDataset, GeneSetEnrichment, GeneSetEnrichmentArgs, GeneSetsOf,
+    GeneSetsOfArgs, LoadDataset, LoadedDatasets, NetworkInfo, NetworkInfoArgs,
 };
 
 fn network(model: &str, node: Option<&str>, knockouts: &[&str]) -> NetworkInfoArgs {
@@ -113,6 +113,70 @@ async fn enrichment_finds_the_pathway_and_names_unknown_genes() {
         .await
         .unwrap_err();
     assert!(matches!(err, ToolError::InvalidArgs { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_gene_s_sets_are_listed_most_specific_first_per_collection() {
+    let ctx = ToolCtx::detached(0);
+    let tool = GeneSetsOf::default();
+    let out = tool
+        .call(
+            &ctx,
+            GeneSetsOfArgs {
+                gene: "psma1".into(),
+                collection: None,
+                limit: 3,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.gene, "PSMA1");
+    let names: Vec<CollectionName> = out.collections.iter().map(|c| c.collection).collect();
+    assert_eq!(
+        names,
+        [
+            CollectionName::Pathways,
+            CollectionName::Complexes,
+            CollectionName::GoBp
+        ]
+    );
+    let complexes = &out.collections[1];
+    // CORUM lists PSMA1 in eight complexes (read from corum.csv); three are shown, smallest first.
+    assert_eq!(complexes.count, 8);
+    assert_eq!(complexes.sets.len(), 3);
+    assert!(complexes.sets.windows(2).all(|w| w[0].size <= w[1].size));
+    let all = tool
+        .call(
+            &ctx,
+            GeneSetsOfArgs {
+                gene: "PSMA1".into(),
+                collection: Some(CollectionName::Complexes),
+                limit: 200,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        all.collections[0]
+            .sets
+            .iter()
+            .any(|s| s.name == "20S proteasome")
+    );
+    let err = tool
+        .call(
+            &ctx,
+            GeneSetsOfArgs {
+                gene: "PSMA".into(),
+                collection: None,
+                limit: 5,
+            },
+        )
+        .await
+        .unwrap_err();
+    match err {
+        ToolError::NotFound { suggestions, .. } => assert!(suggestions.contains(&"PSMA1".into())),
+        other => panic!("{other}"),
+    }
 }
 
 fn args<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {

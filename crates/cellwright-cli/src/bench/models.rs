@@ -406,6 +406,7 @@ pub async fn tool_choice(args: BenchArgs) -> anyhow::Result<u8> {
             parameters: t.parameters,
             output: json!({}),
             effects: Effects::Pure,
+            answer: None,
         })
         .collect();
     // Quick: the first two requests of each tool.

@@ -13,6 +13,7 @@ use futures::stream::BoxStream;
 use llguidance::api::TopLevelGrammar;
 use serde_json::{Value, json};
 
+use super::compose::{compose_answer, compose_failures, copy_candidates, copying, since_question};
 use super::engine::{Engine, Generated, SamplingParams};
 use super::minilm::{MiniLm, cosine};
 
@@ -78,6 +79,11 @@ pub struct EmbeddedChat {
     /// Whether tool calls are decoded under their schemas' grammar (always, but in
     /// comparisons that measure what the grammar buys).
     constrained: bool,
+    /// Whether a call's free strings are copied from the question and earlier results
+    /// instead of spelled (see [`super::compose`]).
+    copy_arguments: bool,
+    /// Whether the answer is composed from the tool results instead of written.
+    compose_answers: bool,
 }
 
 /// Narrows the tools a call may name to those whose descriptions are nearest the request.
@@ -222,7 +228,23 @@ impl EmbeddedChat {
             cancel: CancelToken::new(),
             router: None,
             constrained: true,
+            copy_arguments: true,
+            compose_answers: true,
         }
+    }
+
+    /// Lets the model spell its calls' free-text arguments (under the schema's grammar)
+    /// instead of copying them from the question and earlier results.
+    pub fn spelling_arguments(mut self) -> Self {
+        self.copy_arguments = false;
+        self
+    }
+
+    /// Lets the model write its answer (citing calls, under a grammar) instead of composing
+    /// it from the tool results.
+    pub fn writing_answers(mut self) -> Self {
+        self.compose_answers = false;
+        self
     }
 
     /// Offers a tool call only the tools `router` finds nearest the request (the model picks
@@ -287,10 +309,24 @@ impl EmbeddedChat {
 
     /// What the next turn is, which tools a call may name, and the prompt.
     fn plan<'r>(&self, request: &'r ChatRequest) -> Result<Plan<'r>, ModelError> {
-        let turn = next_turn(request);
-        // The tools the prompt lists: those the router finds nearest the latest request,
-        // nearest first, or all of them.
-        let mut listed: Vec<&ToolSpec> = request.tools.iter().collect();
+        let retries = if self.compose_answers {
+            CALL_RETRIES
+        } else {
+            0
+        };
+        let turn = next_turn(request, retries);
+        // The tools a call may name: those the turn allows, narrowed by the router to the
+        // nearest the latest request, nearest first. The prompt lists them (all tools when
+        // the turn is not a call).
+        let pool: Vec<&ToolSpec> = match &turn {
+            Turn::Call(names) => request
+                .tools
+                .iter()
+                .filter(|t| names.contains(&t.name))
+                .collect(),
+            _ => request.tools.iter().collect(),
+        };
+        let mut listed = pool.clone();
         if let Some(router) = &self.router
             && !listed.is_empty()
         {
@@ -302,23 +338,10 @@ impl EmbeddedChat {
             let chosen = router.route(query, &listed)?;
             listed = chosen
                 .iter()
-                .filter_map(|n| request.tools.iter().find(|t| &t.name == n))
+                .filter_map(|n| pool.iter().copied().find(|t| &t.name == n))
                 .collect();
         }
-        // A call may name a listed tool, or the one tool the request insists on.
-        let callable: Vec<&ToolSpec> = match &turn {
-            Turn::Call(names) if names.len() < request.tools.len() => request
-                .tools
-                .iter()
-                .filter(|t| names.contains(&t.name))
-                .collect(),
-            _ => listed.clone(),
-        };
-        for tool in &callable {
-            if !listed.iter().any(|t| t.name == tool.name) {
-                listed.push(tool);
-            }
-        }
+        let callable = listed.clone();
         // Free decoding must be told the call format; under the grammar, saying it made this
         // model's arguments worse (the grammar already holds it to the format).
         let format = (!self.constrained).then_some(CALL_FORMAT);
@@ -363,10 +386,29 @@ impl EmbeddedChat {
             ..params
         };
         let limit = request.max_tokens.map(|n| n as usize);
+        let composed = match &turn {
+            Turn::CitedAnswer(_) if self.compose_answers => compose_answer(request),
+            Turn::Text if self.compose_answers => compose_failures(request),
+            _ => None,
+        };
         let (message, generated) = match &turn {
             Turn::Call(_) => {
                 let (mut matcher, budget) = if self.constrained {
                     let chosen = choose_tool(&mut engine, &prompt, &callable)?;
+                    let copied: Vec<ToolSpec>;
+                    let chosen = if self.copy_arguments {
+                        let candidates = copy_candidates(request);
+                        copied = chosen
+                            .iter()
+                            .map(|t| ToolSpec {
+                                parameters: copying(&t.parameters, &candidates),
+                                ..(*t).clone()
+                            })
+                            .collect();
+                        copied.iter().collect()
+                    } else {
+                        chosen
+                    };
                     let (schema, budget) = call_schema(&chosen);
                     let grammar = TopLevelGrammar::from_json_schema(schema);
                     (Some(engine.matcher(grammar)?), budget)
@@ -377,6 +419,22 @@ impl EmbeddedChat {
                 let generated =
                     engine.generate(&prompt, budget, params, matcher.as_mut(), cancel, None)?;
                 (tool_call_message(&generated, request)?, generated)
+            }
+            _ if composed.is_some() => {
+                let text = composed.unwrap_or_default();
+                if let Some(f) = on_text.as_mut() {
+                    f(&text);
+                }
+                let generated = Generated {
+                    text: text.clone(),
+                    prompt_tokens: prompt.len(),
+                    tokens: Vec::new(),
+                    finish: FinishReason::Stop,
+                    prefill: std::time::Duration::ZERO,
+                    prefill_tokens: 0,
+                    decode: std::time::Duration::ZERO,
+                };
+                (Message::assistant(text), generated)
             }
             Turn::CitedAnswer(calls) => {
                 let mut matcher =
@@ -455,7 +513,13 @@ impl ChatModel for EmbeddedChat {
     }
 }
 
-fn next_turn(request: &ChatRequest) -> Turn {
+/// Calls again after every call of a question failed, before answering without results.
+const CALL_RETRIES: usize = 2;
+
+/// The next turn: a call while the latest question has no results; the answer once it has;
+/// after failed calls only, another call to a tool not yet tried (up to `retries` times),
+/// then text.
+fn next_turn(request: &ChatRequest, retries: usize) -> Turn {
     let names = |only: Option<&str>| -> Vec<String> {
         request
             .tools
@@ -464,12 +528,8 @@ fn next_turn(request: &ChatRequest) -> Turn {
             .map(|t| t.name.clone())
             .collect()
     };
-    let last_user = request
-        .messages
-        .iter()
-        .rposition(|m| m.role == Role::User)
-        .unwrap_or(0);
-    let results: Vec<u32> = request.messages[last_user..]
+    let recent = since_question(request);
+    let results: Vec<u32> = recent
         .iter()
         .filter(|m| m.role == Role::Tool)
         .filter_map(|m| {
@@ -484,13 +544,29 @@ fn next_turn(request: &ChatRequest) -> Turn {
         ToolChoice::Named(name) => Turn::Call(names(Some(name))),
         ToolChoice::Required => Turn::Call(names(None)),
         ToolChoice::Auto if !results.is_empty() => Turn::CitedAnswer(results),
-        ToolChoice::Auto
-            if request.messages[last_user..]
+        ToolChoice::Auto if recent.iter().any(|m| m.role == Role::Tool) => {
+            // Every call failed: try a tool not tried yet, then answer without citations
+            // rather than loop.
+            // (Results in another format than the runtime's, e.g. from a client of
+            // `cellwright serve`, are not read as failures: the model answers from them.)
+            let failed: Vec<String> = recent
                 .iter()
-                .any(|m| m.role == Role::Tool) =>
-        {
-            // Every call failed: answer without citations rather than loop.
-            Turn::Text
+                .filter(|m| m.role == Role::Tool)
+                .filter_map(|m| {
+                    let v: Value = serde_json::from_str(&m.content).ok()?;
+                    v.get("error")?;
+                    Some(v.get("tool")?.as_str()?.to_owned())
+                })
+                .collect();
+            let untried: Vec<String> = names(None)
+                .into_iter()
+                .filter(|n| !failed.contains(n))
+                .collect();
+            if !failed.is_empty() && failed.len() <= retries && !untried.is_empty() {
+                Turn::Call(untried)
+            } else {
+                Turn::Text
+            }
         }
         ToolChoice::Auto => Turn::Call(names(None)),
     }
@@ -815,6 +891,7 @@ mod tests {
             parameters: json!({"type": "object", "properties": {"x": {"type": "integer"}}}),
             output: json!({}),
             effects: cellwright_core::Effects::Pure,
+            answer: None,
         }
     }
 
@@ -827,18 +904,40 @@ mod tests {
         }
     }
 
+    fn next_turn_of(request: &ChatRequest) -> Turn {
+        next_turn(request, 0)
+    }
+
+    #[test]
+    fn after_failed_calls_another_tool_is_tried_then_text() {
+        let mut failed = vec![Message::system("s"), Message::user("q")];
+        failed.push(Message::tool(
+            "call_1",
+            r#"{"call": 1, "tool": "count_codons", "error": "x"}"#,
+        ));
+        let req = request(failed.clone(), ToolChoice::Auto);
+        assert_eq!(next_turn(&req, 1), Turn::Call(vec!["translate_dna".into()]));
+        assert_eq!(next_turn(&req, 0), Turn::Text);
+        failed.push(Message::tool(
+            "call_2",
+            r#"{"call": 2, "tool": "translate_dna", "error": "x"}"#,
+        ));
+        // Every tool failed once: nothing left to try.
+        assert_eq!(next_turn(&request(failed, ToolChoice::Auto), 2), Turn::Text);
+    }
+
     #[test]
     fn the_turn_follows_the_conversation() {
         let q = || vec![Message::system("be brief"), Message::user("q")];
         assert_eq!(
-            next_turn(&request(q(), ToolChoice::Auto)),
+            next_turn_of(&request(q(), ToolChoice::Auto)),
             Turn::Call(vec!["count_codons".into(), "translate_dna".into()])
         );
         assert_eq!(
-            next_turn(&request(q(), ToolChoice::Named("translate_dna".into()))),
+            next_turn_of(&request(q(), ToolChoice::Named("translate_dna".into()))),
             Turn::Call(vec!["translate_dna".into()])
         );
-        assert_eq!(next_turn(&request(q(), ToolChoice::None)), Turn::Text);
+        assert_eq!(next_turn_of(&request(q(), ToolChoice::None)), Turn::Text);
         let mut answered = q();
         answered.push(Message::tool(
             "call_1",
@@ -849,12 +948,12 @@ mod tests {
             r#"{"call": 5, "tool": "t", "error": "x"}"#,
         ));
         assert_eq!(
-            next_turn(&request(answered.clone(), ToolChoice::Auto)),
+            next_turn_of(&request(answered.clone(), ToolChoice::Auto)),
             Turn::CitedAnswer(vec![4])
         );
         answered.push(Message::user("again"));
         assert_eq!(
-            next_turn(&request(answered, ToolChoice::Auto)),
+            next_turn_of(&request(answered, ToolChoice::Auto)),
             Turn::Call(vec!["count_codons".into(), "translate_dna".into()])
         );
     }

@@ -1,6 +1,7 @@
 //! Models that run in this process with candle, from weights fetched out of registry packages.
 
 mod chat;
+mod compose;
 mod engine;
 mod gguf;
 mod minilm;

@@ -92,6 +92,7 @@ fn translate_spec() -> ToolSpec {
         }),
         output: json!({}),
         effects: Effects::Pure,
+        answer: None,
     }
 }
 
@@ -107,6 +108,7 @@ fn lookup_spec() -> ToolSpec {
         }),
         output: json!({}),
         effects: Effects::Pure,
+        answer: None,
     }
 }
 
@@ -174,6 +176,7 @@ async fn every_schema_constrains_the_call() {
                 parameters: schema.clone(),
                 output: json!({}),
                 effects: Effects::Pure,
+                answer: None,
             }],
             tool_choice: ToolChoice::Required,
             seed: Some(i as u64),
@@ -264,6 +267,7 @@ fn routing_keeps_the_tools_nearest_the_request() {
         parameters: json!({"type": "object"}),
         output: json!({}),
         effects: Effects::Pure,
+        answer: None,
     };
     let tools = [
         spec(

@@ -320,6 +320,7 @@ proptest! {
                 parameters: parameters.clone(),
                 output: json!({}),
                 effects: Effects::Pure,
+                answer: None,
             }],
             tool_choice: ToolChoice::Required,
             temperature: Some(1.0),
@@ -344,6 +345,7 @@ fn prompts_render_through_the_files_template() {
         parameters: json!({"type": "object"}),
         output: json!({}),
         effects: Effects::Pure,
+        answer: None,
     }]);
     insta::assert_snapshot!(tiny_chat().prompt(&request).unwrap());
 }
