@@ -1,4 +1,5 @@
-//! `cellwright tools list|call`: the schemas the model reads, and typed errors.
+//! `cellwright tools list|prompt|call`: the schemas and the prompt the model reads, and typed
+//! errors.
 
 use serde_json::{Value, json};
 
@@ -24,6 +25,26 @@ async fn tool_schemas_are_what_the_model_reads() {
     insta::with_settings!({ sort_maps => true }, {
         insta::assert_json_snapshot!("tools_list", specs);
     });
+}
+
+/// The prompt the embedded model reads for a question: the system prompt
+/// (`prompts/system.md`) and the summary line of each tool the router lists, through the
+/// model's own chat template.
+#[tokio::test]
+async fn the_rendered_prompt_is_what_the_embedded_model_reads() {
+    let sb = Sandbox::new();
+    let out = sb
+        .command()
+        .env("CELLWRIGHT_CACHE", cellwright_fetch::cache_dir())
+        .args(["tools", "prompt", "Which chromosome is BRCA1 on?"])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let prompt = stdout(&out);
+    let system = std::fs::read_to_string(workspace_root().join("prompts/system.md")).unwrap();
+    assert!(prompt.contains(system.trim()), "{prompt}");
+    insta::assert_snapshot!("embedded_prompt", prompt);
 }
 
 #[tokio::test]

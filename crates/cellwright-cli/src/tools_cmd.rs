@@ -1,9 +1,10 @@
-//! `cellwright tools list|call`.
+//! `cellwright tools list|prompt|call`.
 
 use std::io::IsTerminal;
 use std::sync::Arc;
 
-use cellwright_core::{ToolCtx, ToolError};
+use cellwright_core::{ChatRequest, Message, NoProgress, ToolChoice, ToolCtx, ToolError};
+use cellwright_runtime::AgentConfig;
 use clap::Subcommand;
 use serde_json::json;
 
@@ -16,6 +17,15 @@ pub enum ToolsCommand {
     List {
         #[arg(long)]
         json: bool,
+    },
+    /// The prompt the embedded model reads for a question, as its chat template renders it:
+    /// the system prompt and the tools the router lists (what to look at first when it
+    /// picks the wrong tool).
+    Prompt {
+        question: String,
+        /// `embedded` or `gguf:<file.gguf>`.
+        #[arg(long, default_value = "embedded")]
+        model: String,
     },
     /// Run one tool outside any agent run and print its JSON output or its typed error.
     Call {
@@ -45,6 +55,26 @@ pub async fn run(globals: &Globals, cmd: ToolsCommand) -> anyhow::Result<u8> {
                     );
                 }
             }
+            Ok(0)
+        }
+        ToolsCommand::Prompt { question, model } => {
+            let cancel = crate::ask::cancel_on_signals();
+            let chat = tokio::task::block_in_place(|| {
+                cellwright_llm::embedded::chat_from_spec(&model, &NoProgress, &cancel)
+            })
+            .ok_or_else(|| {
+                anyhow::anyhow!("`{model}` is not an embedded model (embedded, gguf:<file>)")
+            })??;
+            let request = ChatRequest {
+                messages: vec![
+                    Message::system(AgentConfig::default().system_prompt),
+                    Message::user(question),
+                ],
+                tools: registry.specs().cloned().collect(),
+                tool_choice: ToolChoice::Auto,
+                ..ChatRequest::default()
+            };
+            print!("{}", chat.prompt(&request)?);
             Ok(0)
         }
         ToolsCommand::Call { name, args, seed } => {

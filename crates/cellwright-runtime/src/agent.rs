@@ -18,6 +18,10 @@ use tracing::Instrument;
 
 use crate::replay::{Recorded, RunStart};
 
+/// The system prompt every run starts with unless configured otherwise: what to do, and the
+/// answer format (claims citing tool calls as `[n]`).
+pub const SYSTEM_PROMPT: &str = include_str!("../../../prompts/system.md");
+
 /// How an agent behaves; stored budgets and seed win when a run is resumed.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
@@ -41,10 +45,7 @@ pub struct AgentConfig {
 impl Default for AgentConfig {
     fn default() -> Self {
         Self {
-            system_prompt: "You are a careful scientific assistant. Use the tools to find facts, \
-                then answer briefly. Cite the tool call that supports each statement as [n], \
-                where n is the call number given with each tool result."
-                .into(),
+            system_prompt: SYSTEM_PROMPT.trim().into(),
             budgets: Budgets::default(),
             max_concurrent_tools: 4,
             tool_timeout: Duration::from_secs(120),

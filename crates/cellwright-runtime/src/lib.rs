@@ -18,4 +18,6 @@
 mod agent;
 mod replay;
 
-pub use agent::{Agent, AgentConfig, NoObserver, RunObserver, RunOutcome, RuntimeError};
+pub use agent::{
+    Agent, AgentConfig, NoObserver, RunObserver, RunOutcome, RuntimeError, SYSTEM_PROMPT,
+};
