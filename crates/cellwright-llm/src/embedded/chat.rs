@@ -341,7 +341,6 @@ impl EmbeddedChat {
                 .filter_map(|n| pool.iter().copied().find(|t| &t.name == n))
                 .collect();
         }
-        let callable = listed.clone();
         // Free decoding must be told the call format; under the grammar, saying it made this
         // model's arguments worse (the grammar already holds it to the format).
         let format = (!self.constrained).then_some(CALL_FORMAT);
@@ -351,7 +350,7 @@ impl EmbeddedChat {
         )?;
         Ok(Plan {
             turn,
-            callable,
+            callable: listed,
             prompt,
         })
     }
@@ -705,6 +704,36 @@ fn call_schema(tools: &[&ToolSpec]) -> (Value, usize) {
     (schema, budget)
 }
 
+/// A schema object's keywords, with `f` applied to the subschemas under those of `keys` it
+/// enters: each value of a map of schemas (`properties`, `$defs`, …), each item of a list of
+/// schemas (`anyOf`, `prefixItems`, …), or the one schema (`items`, `not`, …). Other keywords,
+/// and values of an unexpected shape, stay as they are.
+pub(super) fn map_subschemas(
+    map: &serde_json::Map<String, Value>,
+    keys: &[&str],
+    f: &dyn Fn(&Value) -> Value,
+) -> serde_json::Map<String, Value> {
+    map.iter()
+        .map(|(key, value)| {
+            let value = match key.as_str() {
+                k if !keys.contains(&k) => value.clone(),
+                "properties" | "$defs" | "definitions" | "patternProperties" => match value {
+                    Value::Object(m) => {
+                        Value::Object(m.iter().map(|(k, v)| (k.clone(), f(v))).collect())
+                    }
+                    other => other.clone(),
+                },
+                "anyOf" | "oneOf" | "allOf" | "prefixItems" => match value {
+                    Value::Array(a) => Value::Array(a.iter().map(f).collect()),
+                    other => other.clone(),
+                },
+                _ => f(value),
+            };
+            (key.clone(), value)
+        })
+        .collect()
+}
+
 /// Caps on a call's arrays and strings.
 #[derive(Debug, Clone, Copy)]
 struct Bounds {
@@ -720,26 +749,24 @@ fn bounded(schema: &Value, bounds: &Bounds) -> Value {
     let Value::Object(map) = schema else {
         return schema.clone();
     };
-    let mut out = serde_json::Map::with_capacity(map.len() + 1);
-    for (key, value) in map {
-        let value = match key.as_str() {
-            "properties" | "$defs" | "definitions" | "patternProperties" => match value {
-                Value::Object(m) => Value::Object(
-                    m.iter()
-                        .map(|(k, v)| (k.clone(), bounded(v, bounds)))
-                        .collect(),
-                ),
-                other => other.clone(),
-            },
-            "items" | "additionalProperties" | "not" | "contains" => bounded(value, bounds),
-            "anyOf" | "oneOf" | "allOf" | "prefixItems" => match value {
-                Value::Array(a) => Value::Array(a.iter().map(|v| bounded(v, bounds)).collect()),
-                other => other.clone(),
-            },
-            _ => value.clone(),
-        };
-        out.insert(key.clone(), value);
-    }
+    let mut out = map_subschemas(
+        map,
+        &[
+            "properties",
+            "$defs",
+            "definitions",
+            "patternProperties",
+            "items",
+            "additionalProperties",
+            "not",
+            "contains",
+            "anyOf",
+            "oneOf",
+            "allOf",
+            "prefixItems",
+        ],
+        &|v| bounded(v, bounds),
+    );
     let clamp = |out: &mut serde_json::Map<String, Value>, max: &str, min: &str, cap: u64| {
         let floor = out.get(min).and_then(Value::as_u64).unwrap_or(0);
         let limit = out.get(max).and_then(Value::as_u64).unwrap_or(u64::MAX);

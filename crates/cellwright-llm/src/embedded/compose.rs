@@ -9,106 +9,21 @@
 //!   tool's, and the citations are exact.
 
 use cellwright_core::{ChatRequest, Message, Role};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
+
+use super::chat::map_subschemas;
 
 /// Longest span of the question, in words, offered as an argument.
 const SPAN_WORDS: usize = 6;
 /// Words no argument starts or ends with: function words, and the words questions wrap
 /// around the value they ask about ("the *gene* TP53", "in the *model* krumsiek_myeloid").
 /// Left in, a small model copies them first: they are the likeliest tokens.
-const STOP: &[&str] = &[
-    "a",
-    "about",
-    "after",
-    "all",
-    "also",
-    "an",
-    "and",
-    "any",
-    "are",
-    "as",
-    "at",
-    "be",
-    "by",
-    "can",
-    "contain",
-    "contains",
-    "do",
-    "does",
-    "each",
-    "encode",
-    "encodes",
-    "for",
-    "from",
-    "has",
-    "have",
-    "how",
-    "if",
-    "in",
-    "into",
-    "is",
-    "it",
-    "its",
-    "known",
-    "many",
-    "me",
-    "most",
-    "much",
-    "of",
-    "on",
-    "or",
-    "than",
-    "that",
-    "the",
-    "their",
-    "them",
-    "then",
-    "there",
-    "these",
-    "this",
-    "those",
-    "to",
-    "was",
-    "were",
-    "what",
-    "when",
-    "where",
-    "which",
-    "who",
-    "why",
-    "will",
-    "with",
-    "would",
-    "you",
-    "your",
-    "gene",
-    "genes",
-    "human",
-    "genome",
-    "called",
-    "name",
-    "full",
-    "official",
-    "symbol",
-    "model",
-    "published",
-    "boolean",
-    "node",
-    "nodes",
-    "regulate",
-    "regulates",
-    "annotated",
-    "cytoband",
-    "sequence",
-    "peptide",
-    "protein",
-    "proteins",
-    "tell",
-    "give",
-    "list",
-    "show",
-    "find",
-];
+const STOP: &str = "a about after all also an and any are as at be by can contain contains do does each \
+     encode encodes for from has have how if in into is it its known many me most much of \
+     on or than that the their them then there these this those to was were what when \
+     where which who why will with would you your gene genes human genome called name \
+     full official symbol model published boolean node nodes regulate regulates annotated \
+     cytoband sequence peptide protein proteins tell give list show find";
 /// Longest string from a tool's output offered as an argument, and how many.
 const OUTPUT_STRING_CHARS: usize = 80;
 const OUTPUT_STRINGS: usize = 400;
@@ -141,7 +56,7 @@ pub fn copy_candidates(request: &ChatRequest) -> Vec<String> {
         .map(trim_word)
         .filter(|w| !w.is_empty())
         .collect();
-    let stop = |w: &str| STOP.contains(&w.to_lowercase().as_str());
+    let stop = |w: &str| STOP.split_whitespace().any(|s| s == w.to_lowercase());
     for n in 1..=SPAN_WORDS {
         for span in words.windows(n) {
             if !stop(span[0]) && !stop(span[n - 1]) {
@@ -194,26 +109,22 @@ pub fn copying(schema: &Value, candidates: &[String]) -> Value {
     let Value::Object(map) = schema else {
         return schema.clone();
     };
-    let mut out = Map::with_capacity(map.len());
-    for (key, value) in map {
-        let value = match key.as_str() {
-            "properties" | "$defs" | "definitions" | "patternProperties" => match value {
-                Value::Object(m) => Value::Object(
-                    m.iter()
-                        .map(|(k, v)| (k.clone(), copying(v, candidates)))
-                        .collect(),
-                ),
-                other => other.clone(),
-            },
-            "items" | "additionalProperties" => copying(value, candidates),
-            "anyOf" | "oneOf" | "prefixItems" => match value {
-                Value::Array(a) => Value::Array(a.iter().map(|v| copying(v, candidates)).collect()),
-                other => other.clone(),
-            },
-            _ => value.clone(),
-        };
-        out.insert(key.clone(), value);
-    }
+    // Not inside `not` or `contains`, where narrowing would widen what the schema admits.
+    let mut out = map_subschemas(
+        map,
+        &[
+            "properties",
+            "$defs",
+            "definitions",
+            "patternProperties",
+            "items",
+            "additionalProperties",
+            "anyOf",
+            "oneOf",
+            "prefixItems",
+        ],
+        &|v| copying(v, candidates),
+    );
     let free = map.get("type") == Some(&json!("string"))
         && !["enum", "const", "pattern", "format"]
             .iter()
