@@ -70,6 +70,15 @@ fn allowed(name: &str) -> Option<&'static [&'static str]> {
             "cellwright-embed",
             "cellwright-perturb",
         ],
+        // Hypothesis loops run experiments in the simulator or on screen tables and keep
+        // their ledger in the store; the agent's model comes in as a core ChatModel.
+        "cellwright-loop" => &[
+            "cellwright-core",
+            "cellwright-data",
+            "cellwright-eval",
+            "cellwright-sim",
+            "cellwright-store",
+        ],
         "cellwright-cli" | "cellwright-examples" => return None,
         _ => &["cellwright-core"],
     })

@@ -10,6 +10,7 @@ mod data;
 mod embed;
 mod eval;
 mod grn;
+mod loops;
 mod perturb;
 mod run;
 mod serve;

@@ -130,7 +130,7 @@ pub async fn model_for(
     Ok(cellwright_llm::model_from_spec(spec)?)
 }
 
-fn default_model_spec() -> String {
+pub fn default_model_spec() -> String {
     if (std::env::var_os("OPENAI_BASE_URL").is_some()
         || std::env::var_os("OPENAI_API_KEY").is_some())
         && let Ok(name) = std::env::var("OPENAI_MODEL")

@@ -7,6 +7,7 @@ mod data_cmd;
 mod embed_cmd;
 mod eval_cmd;
 mod grn_cmd;
+mod loop_cmd;
 mod models_cmd;
 mod paths;
 mod perturb_cmd;
@@ -49,6 +50,9 @@ enum Command {
     Ask(ask::AskArgs),
     /// Ask every question of a set and check each answer: the agent's score.
     Eval(eval_cmd::EvalArgs),
+    /// A hypothesis loop: pick knockouts, run them (simulator or DepMap), learn, repeat;
+    /// resumable from its experiment ledger.
+    Loop(loop_cmd::LoopArgs),
     /// Continue a run that was interrupted (killed, crashed, cancelled before the end).
     Resume(ask::ResumeArgs),
     /// Inspect stored runs.
@@ -135,6 +139,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Ask(args) => ask::ask(&globals, args).await,
             Command::Eval(args) => eval_cmd::run(&globals, args).await,
+            Command::Loop(args) => loop_cmd::run(&globals, args).await,
             Command::Resume(args) => ask::resume(&globals, args).await,
             Command::Trace(cmd) => trace_cmd::run(&globals, cmd).await,
             Command::Tools(cmd) => tools_cmd::run(&globals, cmd).await,

@@ -19,4 +19,5 @@
 
 mod sqlite;
 
+pub use sqlite::ledger::{Experiment, Planned};
 pub use sqlite::{Durability, SqliteStore, WriteStats};

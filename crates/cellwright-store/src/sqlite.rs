@@ -1,5 +1,7 @@
 //! The SQLite backend.
 
+pub mod ledger;
+
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};

@@ -3,6 +3,7 @@
 mod data;
 mod embed;
 mod grn;
+mod loops;
 mod models;
 mod perturb;
 mod runtime;
@@ -42,6 +43,9 @@ pub enum BenchCommand {
     /// Perturbation-response models (mechanistic, linear, ensemble) vs the published
     /// baselines and the ceiling on simulated screens of published models, GEARS's splits.
     Perturb(BenchArgs),
+    /// Hypothesis loops: the agent vs random, greedy and the static knowledge prior on
+    /// simulator and DepMap tasks (examples/loops), hits of the true top k per budget.
+    Loop(loops::LoopBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -68,6 +72,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<u8> {
         BenchCommand::Grn(args) => tokio::task::block_in_place(|| grn::run(args)),
         BenchCommand::Embed(args) => embed::run(args).await,
         BenchCommand::Perturb(args) => tokio::task::block_in_place(|| perturb::run(args)),
+        BenchCommand::Loop(args) => loops::run(args).await,
     }
 }
 

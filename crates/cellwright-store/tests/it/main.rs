@@ -290,3 +290,99 @@ async fn a_new_file_opened_by_many_at_once_is_migrated_once() {
         }
     }
 }
+
+/// The experiment ledger: planned before run, one result each, kept across reopening.
+#[tokio::test]
+async fn the_ledger_plans_runs_and_keeps_each_experiment_once() {
+    use cellwright_store::{Experiment, Planned};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("runs.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let task = json!({"name": "t", "rounds": 2});
+    assert_eq!(store.ledger_open("loop-1", &task).await.unwrap(), task);
+    // Opening again keeps the first task.
+    let other = json!({"name": "other"});
+    assert_eq!(store.ledger_open("loop-1", &other).await.unwrap(), task);
+    assert_eq!(store.ledger_task("loop-2").await.unwrap(), None);
+    store.ledger_open("loop-2", &other).await.unwrap();
+    assert_eq!(store.ledger_loops().await.unwrap(), ["loop-2", "loop-1"]);
+
+    let plan = |genes: &[&str]| -> Vec<Planned> {
+        genes
+            .iter()
+            .map(|g| Planned {
+                gene: (*g).into(),
+                hypothesis: format!("{g} looks essential"),
+                design: json!({"knockout": g}),
+            })
+            .collect()
+    };
+    store
+        .ledger_plan("loop-1", "random", 0, &plan(&["A", "B"]))
+        .await
+        .unwrap();
+    // A gene planned before is refused, and nothing of that round is stored.
+    let err = store
+        .ledger_plan("loop-1", "random", 1, &plan(&["C", "A"]))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("random planned A twice"), "{err}");
+    assert_eq!(store.ledger("loop-1").await.unwrap().len(), 2);
+    // Another strategy may test the same gene.
+    store
+        .ledger_plan("loop-1", "greedy", 0, &plan(&["A"]))
+        .await
+        .unwrap();
+
+    // A result needs a started experiment, and there is only one result.
+    let err = store
+        .ledger_result("loop-1", "random", "A", -1.0)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("no open experiment on A"), "{err}");
+    assert_eq!(
+        store.ledger_start("loop-1", "random", "A").await.unwrap(),
+        1
+    );
+    // A start that never finished (the process died) is counted when it starts again.
+    assert_eq!(
+        store.ledger_start("loop-1", "random", "A").await.unwrap(),
+        2
+    );
+    store
+        .ledger_result("loop-1", "random", "A", -1.5)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .ledger_result("loop-1", "random", "A", -9.0)
+            .await
+            .is_err()
+    );
+    assert!(store.ledger_start("loop-1", "random", "A").await.is_err());
+    assert!(store.ledger_start("loop-1", "random", "Z").await.is_err());
+    store.close().await;
+
+    let store = SqliteStore::open(&path).await.unwrap();
+    let ledger = store.ledger("loop-1").await.unwrap();
+    assert_eq!(
+        ledger[1],
+        Experiment {
+            strategy: "random".into(),
+            round: 0,
+            pick: 0,
+            gene: "A".into(),
+            hypothesis: "A looks essential".into(),
+            design: json!({"knockout": "A"}),
+            attempts: 2,
+            result: Some(-1.5),
+        }
+    );
+    let order: Vec<(&str, &str)> = ledger
+        .iter()
+        .map(|e| (e.strategy.as_str(), e.gene.as_str()))
+        .collect();
+    assert_eq!(order, [("greedy", "A"), ("random", "A"), ("random", "B")]);
+    assert_eq!(ledger[2].result, None);
+    assert_eq!(ledger[2].attempts, 0);
+}
