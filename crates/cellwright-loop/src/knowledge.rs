@@ -36,6 +36,21 @@ pub struct Knowledge {
     pub prior: Vec<f64>,
     /// Why, for candidates with a prior reason.
     pub prior_reason: Vec<Option<String>>,
+    /// A mechanistic model's prediction of each candidate's phenotype, where there is one.
+    pub oracle: Option<Oracle>,
+}
+
+/// What a mechanistic model predicts before any experiment: for simulator tasks, the
+/// published model simulated with kinetic rates of its own (the experiment's rates are
+/// unknown to it) and fewer cells.
+#[derive(Debug, Clone)]
+pub struct Oracle {
+    /// Predicted phenotype per candidate.
+    pub predicted: Vec<f64>,
+    /// Predicted phenotype with nothing knocked out.
+    pub control: f64,
+    /// What made the prediction, for the evidence.
+    pub source: String,
 }
 
 impl Knowledge {
@@ -44,10 +59,11 @@ impl Knowledge {
         let (mut names, mut members, mut membership) =
             (Vec::new(), Vec::new(), vec![Vec::new(); n]);
         for (name, genes) in sets {
-            if genes.len() < 2 || genes.len() > MAX_SET {
+            // Rarer sets weigh more; a set holding nearly every candidate says nothing.
+            let weight = (n as f64 / genes.len() as f64).ln();
+            if genes.len() < 2 || genes.len() > MAX_SET || weight < 0.05 {
                 continue;
             }
-            let weight = (n as f64 / genes.len() as f64).ln().max(0.1);
             for &g in &genes {
                 membership[g].push((names.len(), weight));
             }
@@ -60,6 +76,7 @@ impl Knowledge {
             members,
             prior: vec![0.0; n],
             prior_reason: vec![None; n],
+            oracle: None,
         }
     }
 

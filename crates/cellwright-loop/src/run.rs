@@ -383,6 +383,12 @@ pub fn plot(report: &LoopReport, path: &std::path::Path) -> Result<(), LoopError
     .map_err(|e| LoopError::Output(e.to_string()))
 }
 
+/// Cells the perturbation oracle simulates per knockout, for each of its rate draws.
+const ORACLE_CELLS: usize = 16;
+const ORACLE_DRAWS: u64 = 4;
+/// Mixed into the task seed for the oracle's rates, so they differ from the experiment's.
+const ORACLE_SEED: u64 = 0x0a11_ce5e_ed00_0001;
+
 /// The DepMap screens of the catalogue's `depmap-500` data set.
 pub const SCREENS: [&str; 3] = ["liver", "melanoma", "neuroblastoma"];
 
@@ -437,10 +443,32 @@ impl Setup {
             crate::task::BackendSpec::Simulator { model, node, cells } => {
                 let (net, name) =
                     catalogue::boolean_model(model, progress, cancel).map_err(|e| data(&e))?;
-                let backend = crate::SimulatedScreen::new(net, &name, node, *cells, task.seed)?;
+                let backend =
+                    crate::SimulatedScreen::new(net.clone(), &name, node, *cells, task.seed)?;
                 let candidates = candidates(&task, &backend)?;
-                let knowledge =
+                let mut knowledge =
                     Knowledge::from_network(&candidates, backend.network(), node, task.direction);
+                // The perturbation oracle: the same published wiring, simulated with rates of
+                // its own (several draws, averaged), since the experiment's are unknown.
+                let (mut predicted, mut control) = (vec![0.0; candidates.len()], 0.0);
+                for draw in 0..ORACLE_DRAWS {
+                    let own = crate::SimulatedScreen::new(
+                        net.clone(),
+                        &name,
+                        node,
+                        ORACLE_CELLS,
+                        task.seed ^ ORACLE_SEED.wrapping_add(draw),
+                    )?;
+                    for (p, g) in predicted.iter_mut().zip(&candidates) {
+                        *p += own.measure(g, cancel)? / ORACLE_DRAWS as f64;
+                    }
+                    control += own.neutral(cancel)? / ORACLE_DRAWS as f64;
+                }
+                knowledge.oracle = Some(crate::knowledge::Oracle {
+                    predicted,
+                    control,
+                    source: format!("{name} simulated with rates of its own"),
+                });
                 (Box::new(backend), candidates, knowledge)
             }
         };

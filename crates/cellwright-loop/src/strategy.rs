@@ -350,8 +350,17 @@ impl Agent {
         // (the neutral phenotype); the prior's slope is fitted on the tested genes (least
         // squares through that anchor), so a prior the results contradict loses its say.
         let neutral = d.orient(input.neutral);
-        let slope = prior_slope(tested.iter().map(|&(g, v)| (k.prior[g], v - neutral)));
-        let expected = |g: usize| neutral + slope * k.prior[g];
+        // The mechanistic model's predicted change where there is one, else the static prior.
+        let prior: Vec<f64> = match &k.oracle {
+            Some(o) => o
+                .predicted
+                .iter()
+                .map(|p| d.orient(p - o.control))
+                .collect(),
+            None => k.prior.clone(),
+        };
+        let slope = prior_slope(tested.iter().map(|&(g, v)| (prior[g], v - neutral)));
+        let expected = |g: usize| neutral + slope * prior[g];
         input
             .untested
             .iter()
@@ -361,6 +370,12 @@ impl Agent {
                 let mut evidence = Vec::new();
                 if let Some(reason) = &k.prior_reason[g] {
                     evidence.push(reason.clone());
+                }
+                if let Some(o) = &k.oracle {
+                    evidence.push(format!(
+                        "{} predicts {:.2} (control {:.2})",
+                        o.source, o.predicted[g], o.control
+                    ));
                 }
                 if let Some(line) = best_set(k, &input.tested, g, d) {
                     evidence.push(line);
