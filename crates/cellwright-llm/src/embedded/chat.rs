@@ -92,9 +92,12 @@ pub struct ToolRouter {
     top_k: usize,
     /// Keep only tools whose similarity is within this of the nearest's, if set.
     margin: Option<f32>,
-    /// Embeddings of tool descriptions, by tool name and description.
-    known: Mutex<HashMap<(String, String), Vec<f32>>>,
+    /// Embeddings of each tool's routing texts ([`routing_texts`]), by tool name and
+    /// description.
+    known: Mutex<HashMap<(String, String), Vec<Vector>>>,
 }
+
+type Vector = Vec<f32>;
 
 impl std::fmt::Debug for ToolRouter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -138,27 +141,21 @@ impl ToolRouter {
             .copied()
             .filter(|t| !known.contains_key(&key(t)))
             .collect();
-        let mut texts: Vec<String> = missing
-            .iter()
-            // The summary line, as the prompt lists it; examples and details would dilute it.
-            .map(|t| {
-                let summary = t.description.lines().next().unwrap_or_default();
-                format!("{}: {summary}", t.name.replace('_', " "))
-            })
-            .collect();
+        let texts_of: Vec<Vec<String>> = missing.iter().map(|t| routing_texts(t)).collect();
+        let mut texts: Vec<String> = texts_of.iter().flatten().cloned().collect();
         texts.push(query.to_owned());
-        let mut vectors = self.embedder.embed_blocking(&texts)?;
-        let query = vectors.pop().unwrap_or_default();
-        for (t, v) in missing.iter().zip(vectors) {
-            known.insert(key(t), v);
+        let mut vectors = self.embedder.embed_blocking(&texts)?.into_iter();
+        for (t, own) in missing.iter().zip(&texts_of) {
+            known.insert(key(t), vectors.by_ref().take(own.len()).collect());
         }
+        let query = vectors.next().unwrap_or_default();
+        // A tool is as near as the nearest of its texts.
         let mut scored: Vec<(f32, String)> = tools
             .iter()
             .map(|t| {
-                (
-                    known.get(&key(t)).map_or(f32::MIN, |v| cosine(v, &query)),
-                    t.name.clone(),
-                )
+                let near = known.get(&key(t)).into_iter().flatten();
+                let best = near.map(|v| cosine(v, &query)).fold(f32::MIN, f32::max);
+                (best, t.name.clone())
             })
             .collect();
         scored.sort_by(|a, b| b.0.total_cmp(&a.0));
@@ -173,6 +170,20 @@ impl ToolRouter {
             .map(|(_, n)| n)
             .collect())
     }
+}
+
+/// What a tool is routed by: its name with the summary line (as the prompt lists it), and
+/// each `Asked:` line of its description, a generic phrasing of a question it answers.
+fn routing_texts(tool: &ToolSpec) -> Vec<String> {
+    let summary = tool.description.lines().next().unwrap_or_default();
+    std::iter::once(format!("{}: {summary}", tool.name.replace('_', " ")))
+        .chain(
+            tool.description
+                .lines()
+                .filter_map(|l| l.strip_prefix("Asked:"))
+                .map(|q| q.trim().to_owned()),
+        )
+        .collect()
 }
 
 impl std::fmt::Debug for EmbeddedChat {
@@ -933,6 +944,26 @@ mod tests {
 
     fn next_turn_of(request: &ChatRequest) -> Turn {
         next_turn(request, 0)
+    }
+
+    #[test]
+    fn tools_are_routed_by_their_summary_and_asked_lines() {
+        let tool = ToolSpec {
+            name: "go_terms".into(),
+            description: "GO terms of a gene.\nExample: {}\nAsked: Which processes is a gene in?\nAsked:  Which GO terms?".into(),
+            parameters: json!({}),
+            output: json!({}),
+            effects: cellwright_core::Effects::Pure,
+            answer: None,
+        };
+        assert_eq!(
+            routing_texts(&tool),
+            [
+                "go terms: GO terms of a gene.",
+                "Which processes is a gene in?",
+                "Which GO terms?"
+            ]
+        );
     }
 
     #[test]

@@ -103,8 +103,10 @@ fn strings(value: &Value, out: &mut Vec<String>) {
 }
 
 /// `schema` with every free string (type `string`, no `enum`, `const`, `pattern` or `format`)
-/// narrowed to the `candidates` it accepts by length. A string with no such candidate keeps
-/// its schema. Every value the result admits is valid against `schema`.
+/// narrowed to the `candidates` it accepts by length, and every choice of strings (`enum`,
+/// or `oneOf` alternatives with a `const`) narrowed to the values a candidate names (e.g.
+/// "biological processes" names `biological_process`), when it names some. A string with no
+/// such candidate keeps its schema. Every value the result admits is valid against `schema`.
 pub fn copying(schema: &Value, candidates: &[String]) -> Value {
     let Value::Object(map) = schema else {
         return schema.clone();
@@ -129,6 +131,26 @@ pub fn copying(schema: &Value, candidates: &[String]) -> Value {
         && !["enum", "const", "pattern", "format"]
             .iter()
             .any(|k| map.contains_key(*k));
+    if let Some(Value::Array(values)) = map.get("enum") {
+        let named: Vec<Value> = values
+            .iter()
+            .filter(|v| v.as_str().is_some_and(|v| named(candidates, v)))
+            .cloned()
+            .collect();
+        if !named.is_empty() {
+            out.insert("enum".into(), Value::Array(named));
+        }
+    }
+    if let Some(Value::Array(alternatives)) = out.get("oneOf") {
+        let named: Vec<Value> = alternatives
+            .iter()
+            .filter(|a| a["const"].as_str().is_some_and(|v| named(candidates, v)))
+            .cloned()
+            .collect();
+        if !named.is_empty() {
+            out.insert("oneOf".into(), Value::Array(named));
+        }
+    }
     if free {
         let min = map.get("minLength").and_then(Value::as_u64).unwrap_or(0);
         let max = map
@@ -145,6 +167,18 @@ pub fn copying(schema: &Value, candidates: &[String]) -> Value {
         }
     }
     Value::Object(out)
+}
+
+/// Whether one of `candidates` names `value`: the same words, ignoring case, `_` read as a
+/// space, and a plural `s` or `es`.
+fn named(candidates: &[String], value: &str) -> bool {
+    let words = value.replace('_', " ").to_lowercase();
+    candidates.iter().any(|c| {
+        let c = c.to_lowercase();
+        c == words
+            || c.strip_suffix('s')
+                .is_some_and(|c| c == words || c.strip_suffix('e') == Some(&words))
+    })
 }
 
 /// The answer composed from the tool results since the latest question: for each call that
@@ -366,6 +400,27 @@ mod tests {
         // No candidate fits: the string stays free.
         let none = copying(&json!({"type": "string", "minLength": 9}), &["TP53".into()]);
         assert_eq!(none, json!({"type": "string", "minLength": 9}));
+    }
+
+    #[test]
+    fn choices_the_question_names_are_the_only_choices() {
+        let aspect =
+            json!({"type": "string", "enum": ["biological_process", "molecular_function", "all"]});
+        let spans = |s: &[&str]| s.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            copying(&aspect, &spans(&["which", "Biological processes", "GAPDH"]))["enum"],
+            json!(["biological_process"])
+        );
+        // Named nowhere: every choice stays.
+        assert_eq!(copying(&aspect, &spans(&["GAPDH", "process"])), aspect);
+        let collection = json!({"anyOf": [{"oneOf": [
+            {"type": "string", "const": "pathways"},
+            {"type": "string", "const": "complexes"}
+        ]}, {"type": "null"}]});
+        assert_eq!(
+            copying(&collection, &spans(&["protein complexes", "complexes"]))["anyOf"][0]["oneOf"],
+            json!([{"type": "string", "const": "complexes"}])
+        );
     }
 
     #[test]
