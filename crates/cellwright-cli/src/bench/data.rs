@@ -210,8 +210,6 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
     for (k, v) in &ratios {
         println!("  {k}: {:.2}", v.as_f64().unwrap_or(f64::NAN));
     }
-    if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
-    }
+    super::write_report(args.json.as_deref(), &report)?;
     Ok(0)
 }

@@ -546,10 +546,6 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<u8> {
         println!("  {k:<36} {:.3}", v.as_f64().unwrap_or(f64::NAN));
     }
     println!("plots in {}", plots.display());
-    if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&report)?)
-            .with_context(|| format!("writing {}", path.display()))?;
-        println!("wrote {}", path.display());
-    }
+    super::write_report(args.json.as_deref(), &report)?;
     Ok(0)
 }

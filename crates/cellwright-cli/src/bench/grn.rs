@@ -617,9 +617,7 @@ pub fn run(grn_args: GrnBenchArgs) -> anyhow::Result<u8> {
         "scaling": scaling, "real_data": real, "ratios": ratios, "signed": signed_medians,
         "plots": plots,
     });
-    if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
-    }
+    super::write_report(args.json.as_deref(), &report)?;
     Ok(0)
 }
 

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use anyhow::Context;
 use cellwright_core::CancelToken;
 use cellwright_loop::{BackendSpec, Direction, LoopReport, Setup, Task};
 use clap::Args;
@@ -122,11 +121,7 @@ pub async fn run(args: LoopBenchArgs) -> anyhow::Result<u8> {
     if let Some(p) = &plots {
         println!("plots in {}", p.display());
     }
-    if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&report)?)
-            .with_context(|| format!("writing {}", path.display()))?;
-        println!("wrote {}", path.display());
-    }
+    super::write_report(args.json.as_deref(), &report)?;
     Ok(0)
 }
 

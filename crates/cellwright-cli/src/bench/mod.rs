@@ -76,6 +76,19 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<u8> {
     }
 }
 
+/// Writes a bench's report as pretty JSON to `path` (the `--json` file), when there is one.
+pub(crate) fn write_report(
+    path: Option<&std::path::Path>,
+    report: &impl serde::Serialize,
+) -> anyhow::Result<()> {
+    if let Some(path) = path {
+        std::fs::write(path, serde_json::to_string_pretty(report)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
 /// The Python of a peer's virtualenv under the cache, created (once per requirements text)
 /// with the pinned `requirements`.
 pub(crate) fn peer_python(

@@ -47,15 +47,6 @@ fn prompt_text(words: usize) -> String {
     out
 }
 
-fn write_json(args: &BenchArgs, report: &Value) -> anyhow::Result<()> {
-    if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(report)?)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        println!("wrote {}", path.display());
-    }
-    Ok(())
-}
-
 pub fn llm(args: BenchArgs) -> anyhow::Result<u8> {
     let (words, max_tokens, repeats) = if args.quick {
         (120, 48, 3)
@@ -206,7 +197,7 @@ pub fn llm(args: BenchArgs) -> anyhow::Result<u8> {
         );
     }
     print_ratios(&report);
-    write_json(&args, &report)?;
+    super::write_report(args.json.as_deref(), &report)?;
     Ok(0)
 }
 
@@ -368,7 +359,7 @@ pub fn embedder(args: BenchArgs) -> anyhow::Result<u8> {
         println!("lowest cosine between the two on the same sentence: {min:.6}");
     }
     print_ratios(&report);
-    write_json(&args, &report)?;
+    super::write_report(args.json.as_deref(), &report)?;
     Ok(0)
 }
 
@@ -531,6 +522,6 @@ pub async fn tool_choice(args: BenchArgs) -> anyhow::Result<u8> {
         );
     }
     print_ratios(&report);
-    write_json(&args, &report)?;
+    super::write_report(args.json.as_deref(), &report)?;
     Ok(0)
 }

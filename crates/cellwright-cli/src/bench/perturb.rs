@@ -234,11 +234,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
         println!("  {k:<60} {:.3}", num(v));
     }
     println!("plots in {}", plots.display());
-    if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&report)?)
-            .with_context(|| format!("writing {}", path.display()))?;
-        println!("wrote {}", path.display());
-    }
+    super::write_report(args.json.as_deref(), &report)?;
     Ok(0)
 }
 

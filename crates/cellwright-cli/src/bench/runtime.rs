@@ -171,11 +171,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<u8> {
         "ratios": ratios,
     });
     print_table(&report);
-    if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&report)?)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        println!("wrote {}", path.display());
-    }
+    super::write_report(args.json.as_deref(), &report)?;
     Ok(0)
 }
 

@@ -162,9 +162,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
         "bench": "sim", "quick": args.quick, "cells": cells, "steps": steps, "dt": DT,
         "threads": threads, "ours": ours, "peer": peer, "ratios": ratios,
     });
-    if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
-    }
+    super::write_report(args.json.as_deref(), &report)?;
     Ok(0)
 }
 

@@ -302,28 +302,25 @@ fn screens_refuse_what_they_cannot_measure() {
         "{err}"
     );
 
-    let t = Task::parse(
-        r#"{"name": "t", "backend": {"kind": "depmap", "screen": "toy"}, "direction": "min",
-            "rounds": 1, "batch": 1, "top_k": 1, "candidates": ["H1", "GAPDH"]}"#,
-        "t",
-    )
-    .unwrap();
-    let err = cellwright_loop::candidates(&t, &screen).unwrap_err();
+    // Candidates the screen cannot run, or fewer candidates than hits, are refused.
+    let refused = |top_k: u32, candidates: &str| {
+        let t = Task::parse(
+            &format!(
+                r#"{{"name": "t", "backend": {{"kind": "depmap", "screen": "toy"}}, "direction": "min",
+                    "rounds": 1, "batch": 1, "top_k": {top_k}, "candidates": {candidates}}}"#
+            ),
+            "t",
+        )
+        .unwrap();
+        cellwright_loop::candidates(&t, &screen)
+            .unwrap_err()
+            .to_string()
+    };
+    let err = refused(1, r#"["H1", "GAPDH"]"#);
+    assert!(err.contains("1 of the candidates cannot be run"), "{err}");
+    let err = refused(3, r#"["H1", "H2"]"#);
     assert!(
-        err.to_string()
-            .contains("1 of the candidates cannot be run"),
-        "{err}"
-    );
-    let t = Task::parse(
-        r#"{"name": "t", "backend": {"kind": "depmap", "screen": "toy"}, "direction": "min",
-            "rounds": 1, "batch": 1, "top_k": 3, "candidates": ["H1", "H2"]}"#,
-        "t",
-    )
-    .unwrap();
-    let err = cellwright_loop::candidates(&t, &screen).unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("top_k is 3 but there are only 2 candidates"),
+        err.contains("top_k is 3 but there are only 2 candidates"),
         "{err}"
     );
 }
