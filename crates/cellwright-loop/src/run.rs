@@ -389,6 +389,37 @@ const ORACLE_DRAWS: u64 = 4;
 /// Mixed into the task seed for the oracle's rates, so they differ from the experiment's.
 const ORACLE_SEED: u64 = 0x0a11_ce5e_ed00_0001;
 
+/// What the published model `net`, simulated with kinetic rates of its own
+/// ([`ORACLE_DRAWS`] draws for `seed`, averaged), predicts for each candidate's knockout.
+fn oracle(
+    net: &cellwright_data::boolean::BooleanNetwork,
+    name: &str,
+    node: &str,
+    candidates: &[String],
+    seed: u64,
+    cancel: &CancelToken,
+) -> Result<crate::knowledge::Oracle, LoopError> {
+    let (mut predicted, mut control) = (vec![0.0; candidates.len()], 0.0);
+    for draw in 0..ORACLE_DRAWS {
+        let own = crate::SimulatedScreen::new(
+            net.clone(),
+            name,
+            node,
+            ORACLE_CELLS,
+            seed ^ ORACLE_SEED.wrapping_add(draw),
+        )?;
+        for (p, g) in predicted.iter_mut().zip(candidates) {
+            *p += own.measure(g, cancel)? / ORACLE_DRAWS as f64;
+        }
+        control += own.neutral(cancel)? / ORACLE_DRAWS as f64;
+    }
+    Ok(crate::knowledge::Oracle {
+        predicted,
+        control,
+        source: format!("{name} simulated with rates of its own"),
+    })
+}
+
 /// The DepMap screens of the catalogue's `depmap-500` data set.
 pub const SCREENS: [&str; 3] = ["liver", "melanoma", "neuroblastoma"];
 
@@ -443,32 +474,23 @@ impl Setup {
             crate::task::BackendSpec::Simulator { model, node, cells } => {
                 let (net, name) =
                     catalogue::boolean_model(model, progress, cancel).map_err(|e| data(&e))?;
-                let backend =
-                    crate::SimulatedScreen::new(net.clone(), &name, node, *cells, task.seed)?;
+                let backend = crate::SimulatedScreen::new(net, &name, node, *cells, task.seed)?;
                 let candidates = candidates(&task, &backend)?;
                 let mut knowledge =
                     Knowledge::from_network(&candidates, backend.network(), node, task.direction);
-                // The perturbation oracle: the same published wiring, simulated with rates of
-                // its own (several draws, averaged), since the experiment's are unknown.
-                let (mut predicted, mut control) = (vec![0.0; candidates.len()], 0.0);
-                for draw in 0..ORACLE_DRAWS {
-                    let own = crate::SimulatedScreen::new(
-                        net.clone(),
+                // The perturbation oracle, for the agent only: the same published wiring,
+                // simulated with rates of its own (several draws, averaged), since the
+                // experiment's are unknown.
+                if task.strategy.contains(&crate::StrategyKind::Agent) {
+                    knowledge.oracle = Some(oracle(
+                        backend.network(),
                         &name,
                         node,
-                        ORACLE_CELLS,
-                        task.seed ^ ORACLE_SEED.wrapping_add(draw),
-                    )?;
-                    for (p, g) in predicted.iter_mut().zip(&candidates) {
-                        *p += own.measure(g, cancel)? / ORACLE_DRAWS as f64;
-                    }
-                    control += own.neutral(cancel)? / ORACLE_DRAWS as f64;
+                        &candidates,
+                        task.seed,
+                        cancel,
+                    )?);
                 }
-                knowledge.oracle = Some(crate::knowledge::Oracle {
-                    predicted,
-                    control,
-                    source: format!("{name} simulated with rates of its own"),
-                });
                 (Box::new(backend), candidates, knowledge)
             }
         };

@@ -340,9 +340,12 @@ impl std::fmt::Debug for Agent {
     }
 }
 
+/// A candidate, its expected (oriented) phenotype and the evidence for it.
+type Assessed = (usize, f64, Vec<String>);
+
 impl Agent {
     /// Each untested candidate's expected (oriented) phenotype and the evidence for it.
-    fn assess(input: &RoundInput<'_>) -> Vec<(usize, f64, Vec<String>)> {
+    fn assess(input: &RoundInput<'_>) -> Vec<Assessed> {
         let (k, tested) = (input.knowledge, input.oriented());
         let d = input.task.direction;
         let show = |v: f64| d.orient(v);
@@ -398,7 +401,7 @@ impl Agent {
             .collect()
     }
 
-    fn brief(input: &RoundInput<'_>, shortlist: &[(usize, f64, Vec<String>)]) -> String {
+    fn brief(input: &RoundInput<'_>, shortlist: &[Assessed]) -> String {
         let d = input.task.direction;
         let goal = match d {
             Direction::Min => "lower the phenotype most",
@@ -480,13 +483,20 @@ impl Strategy for Agent {
     ) -> BoxFuture<'a, Result<Vec<Pick>, LoopError>> {
         Box::pin(async move {
             let batch = input.batch();
-            let mut assessed = Self::assess(input);
+            // Each untested candidate's assessment, by candidate; the best 2 × batch, in order.
+            let mut by_gene = vec![None; input.candidates.len()];
+            for a in Self::assess(input) {
+                let gene = a.0;
+                by_gene[gene] = Some(a);
+            }
             let order = input.ranked(self.kind(), |g| {
-                assessed.iter().find(|a| a.0 == g).map_or(f64::MIN, |a| a.1)
+                by_gene[g].as_ref().map_or(f64::MIN, |a: &Assessed| a.1)
             });
-            let rank = |g: usize| order.iter().position(|&o| o == g).unwrap_or(usize::MAX);
-            assessed.sort_by_key(|a| rank(a.0));
-            assessed.truncate(2 * batch);
+            let assessed: Vec<Assessed> = order
+                .into_iter()
+                .take(2 * batch)
+                .filter_map(|g| by_gene[g].take())
+                .collect();
             let names: Vec<String> = assessed
                 .iter()
                 .map(|a| input.candidates[a.0].clone())

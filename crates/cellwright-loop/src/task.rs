@@ -327,6 +327,17 @@ mod tests {
                 GOOD.replace("\"min\"", "\"lowest\""),
                 "unknown variant `lowest`",
             ),
+            (
+                GOOD.replace("\"batch\": 5", "\"batch\": 5, \"strategy\": []"),
+                "no strategy to run",
+            ),
+            (
+                GOOD.replace(
+                    "{\"kind\": \"depmap\", \"screen\": \"liver\"}",
+                    "{\"kind\": \"simulator\", \"model\": \"m\", \"node\": \"n\", \"cells\": 0}",
+                ),
+                "backend.cells is 0",
+            ),
             (GOOD.replace("\"rounds\": 2,", ""), "missing field `rounds`"),
             (
                 GOOD.replace("\"rounds\": 2", "\"rounds\": -1"),

@@ -159,12 +159,9 @@ fn summarise(outcomes: &[Outcome], model: &str, seeds: u64, seconds: f64) -> Val
             .sum()
     };
     let ratio = |pick: &dyn Fn(&Outcome) -> bool, baseline: &str| {
+        // Undefined (null in the JSON) when the baseline found nothing.
         let (a, b) = (total(pick, "agent"), total(pick, baseline));
-        if b == 0 {
-            f64::INFINITY.min(a as f64 * 1e9)
-        } else {
-            a as f64 / b as f64
-        }
+        (b > 0).then(|| a as f64 / b as f64)
     };
     let all = |_: &Outcome| true;
     let depmap = |o: &Outcome| o.family == "depmap";

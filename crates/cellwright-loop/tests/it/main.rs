@@ -294,6 +294,18 @@ fn screens_refuse_what_they_cannot_measure() {
     assert!((one.measure("H1", &cancel).unwrap() - (-1.81)).abs() < 1e-9);
     assert!((screen.measure("H1", &cancel).unwrap() - (-1.91)).abs() < 1e-9);
     assert!(screen.measure("GAPDH", &cancel).is_err());
+    let err = DepmapScreen::read(&path, "toy", Some(&[])).unwrap_err();
+    assert!(
+        err.to_string().contains("backend.cell_lines is empty"),
+        "{err}"
+    );
+    let empty = dir.path().join("empty.csv");
+    std::fs::write(&empty, ",ACH-1\nA,\n").unwrap();
+    let err = DepmapScreen::read(&empty, "empty", None).unwrap_err();
+    assert!(
+        err.to_string().contains("no gene has a measured effect"),
+        "{err}"
+    );
     let bad = dir.path().join("bad.csv");
     std::fs::write(&bad, ",ACH-1\nA,x\n").unwrap();
     let err = DepmapScreen::read(&bad, "bad", None).unwrap_err();
