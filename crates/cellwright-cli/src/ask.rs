@@ -124,7 +124,8 @@ pub async fn model_for(
         })
         .await?;
         if let Some(chat) = chat {
-            return Ok(Arc::new(chat?));
+            let vocabulary = Arc::new(crate::vocabulary::CatalogueVocabulary::default());
+            return Ok(Arc::new(chat?.with_vocabulary(vocabulary)));
         }
     }
     Ok(cellwright_llm::model_from_spec(spec)?)

@@ -18,6 +18,7 @@ mod serve;
 mod simulate_cmd;
 mod tools_cmd;
 mod trace_cmd;
+mod vocabulary;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

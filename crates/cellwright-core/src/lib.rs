@@ -66,6 +66,7 @@ pub mod answer;
 pub mod cancel;
 pub mod chat;
 pub mod context;
+pub mod domain;
 pub mod error;
 pub mod ids;
 pub mod registry;
@@ -82,6 +83,7 @@ pub use context::{
     ArtifactRef, ArtifactStore, Clock, MemoryArtifacts, NoProgress, Progress, SystemClock, ToolCtx,
     UnixMillis, call_seed,
 };
+pub use domain::{CUES_KEYWORD, DOMAIN_KEYWORD, Vocabulary, cues, domains, domains_of};
 pub use error::{ArgIssue, ModelError, StoreError, ToolError, closest_matches, did_you_mean};
 pub use ids::{ArtifactId, CallId, RunId};
 pub use registry::{RegistryError, ToolRegistry};

@@ -229,6 +229,16 @@ impl GeneDb {
         ))
     }
 
+    /// Every official symbol and alias, each once: what [`GeneDb::lookup`] resolves besides
+    /// Entrez ids.
+    pub async fn names(&self) -> Result<Vec<String>, GeneDbError> {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT symbol FROM gene_info UNION SELECT alias_symbol FROM alias")
+                .fetch_all(&self.org)
+                .await?;
+        Ok(rows.into_iter().map(|(s,)| s).collect())
+    }
+
     /// The gene a symbol, alias or Entrez id names.
     pub async fn lookup(&self, query: &str) -> Result<Gene, GeneDbError> {
         let (id, matched_by) = self.resolve(query).await?;

@@ -20,6 +20,7 @@ pub struct LoadDatasetArgs {
     /// A catalogue data set (`pbmc68k_reduced`, `pbmc_raw`) or a path to an .h5ad file, a
     /// 10x directory or a .tsv/.csv table.
     #[schemars(length(min = 1, max = 500))]
+    #[schemars(extend("x-domain" = cellwright_core::domains::DATASET))]
     pub source: String,
     /// Tables only: rows are cells (default: rows are genes, as R writes them).
     #[serde(default)]
@@ -145,9 +146,12 @@ pub struct DescribeDataset(pub LoadedDatasets);
 pub struct DescribeDatasetArgs {
     /// A name given to `load_dataset`, or a catalogue data set (loaded if need be).
     #[schemars(length(min = 1, max = 500))]
+    #[schemars(extend("x-domain" = cellwright_core::domains::DATASET))]
     pub name: String,
-    /// A categorical cell annotation (e.g. `bulk_labels`): list the marker genes of each group.
+    /// A categorical cell annotation (e.g. `bulk_labels`): list the marker genes of each group;
+    /// or one group of one (e.g. `CD19+ B`): list its marker genes.
     #[serde(default)]
+    #[schemars(extend("x-cues" = cellwright_core::cues::MARKERS))]
     pub group_by: Option<String>,
     /// Genes per list.
     #[serde(default = "default_top")]
@@ -268,6 +272,14 @@ fn markers(
     totals: &[f64],
     top: usize,
 ) -> Result<Vec<GroupMarkers>, ToolError> {
+    // A group's name stands for its column, narrowed to that group.
+    let (column, only) = match values.obs_column(column) {
+        Some(Column::Categorical { .. }) => (column, None),
+        _ => match group_named(values, column) {
+            Some((name, group)) => (name, Some(group)),
+            None => (column, None),
+        },
+    };
     let Some(
         col @ Column::Categorical {
             categories, codes, ..
@@ -296,7 +308,7 @@ fn markers(
     let counts = label_counts(col);
     Ok(counts
         .into_iter()
-        .filter(|c| c.cells > 0)
+        .filter(|c| c.cells > 0 && only.as_ref().is_none_or(|o| *o == c.label))
         .take(30)
         .map(|lc| {
             let c = categories.iter().position(|l| *l == lc.label).unwrap_or(0);
@@ -318,6 +330,42 @@ fn markers(
             }
         })
         .collect())
+}
+
+/// The categorical annotation that has a group named `name` (ignoring case and a trailing
+/// "cells"), or else the group whose name `name` holds (the longest: "markers of CD19+ B
+/// cells"), with the group's own spelling.
+fn group_named<'a>(values: &'a ExpressionMatrix, name: &str) -> Option<(&'a str, String)> {
+    let text = name.trim().to_lowercase();
+    let name = text
+        .strip_suffix(" cells")
+        .or_else(|| text.strip_suffix(" cell"))
+        .unwrap_or(&text);
+    let groups = || {
+        values.obs.iter().flat_map(|(column, c)| match c {
+            Column::Categorical { categories, .. } => categories
+                .iter()
+                .map(|g| (column.as_str(), g))
+                .collect::<Vec<_>>(),
+            _ => Vec::new(),
+        })
+    };
+    let held = |g: &str| {
+        let g = g.to_lowercase();
+        text.match_indices(&g).any(|(at, _)| {
+            let before = text[..at].chars().next_back();
+            let after = text[at + g.len()..].chars().next();
+            !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
+        })
+    };
+    groups()
+        .find(|(_, g)| g.to_lowercase() == name)
+        .or_else(|| {
+            groups()
+                .filter(|(_, g)| held(g))
+                .max_by_key(|(_, g)| g.chars().count())
+        })
+        .map(|(column, g)| (column, g.clone()))
 }
 
 impl Tool for DescribeDataset {

@@ -81,6 +81,7 @@ pub struct GeneSetEnrichment {
 pub struct GeneSetEnrichmentArgs {
     /// Human gene symbols.
     #[schemars(length(min = 2, max = 2000))]
+    #[schemars(extend("x-domain" = cellwright_core::domains::GENE))]
     pub genes: Vec<String>,
     pub collection: CollectionName,
     /// The genes the list was drawn from (default: every gene of the collection).
@@ -201,6 +202,7 @@ pub struct GeneSetsOf(pub GeneSetEnrichment);
 pub struct GeneSetsOfArgs {
     /// A human gene symbol.
     #[schemars(length(min = 1, max = 40))]
+    #[schemars(extend("x-domain" = cellwright_core::domains::GENE))]
     pub gene: String,
     /// One collection (default: all three).
     #[serde(default)]
@@ -314,17 +316,24 @@ pub struct NetworkInfoArgs {
     /// The model's name: a pyboolnet model (`faure_cellcycle`) or a Cell Collective model
     /// (`Apoptosis Network`).
     #[schemars(length(min = 1, max = 120))]
+    #[schemars(extend("x-domain" = cellwright_core::domains::BOOLEAN_MODEL))]
     pub model: String,
     /// Only this node's regulators (default: every edge).
     #[serde(default)]
+    #[schemars(extend("x-domain" = cellwright_core::domains::MODEL_NODE))]
+    #[schemars(extend("x-cues" = cellwright_core::cues::REGULATION))]
     pub node: Option<String>,
     /// Nodes fixed off before the attractors are found.
     #[serde(default)]
     #[schemars(length(max = 10))]
+    #[schemars(extend("x-domain" = cellwright_core::domains::MODEL_NODE))]
+    #[schemars(extend("x-cues" = cellwright_core::cues::KNOCKOUT))]
     pub knockouts: Vec<String>,
     /// Nodes fixed on before the attractors are found.
     #[serde(default)]
     #[schemars(length(max = 10))]
+    #[schemars(extend("x-domain" = cellwright_core::domains::MODEL_NODE))]
+    #[schemars(extend("x-cues" = cellwright_core::cues::OVEREXPRESSION))]
     pub overexpressed: Vec<String>,
 }
 

@@ -242,6 +242,31 @@ async fn a_loaded_data_set_is_described_with_the_markers_biology_expects() {
         "{mono:?}"
     );
 
+    // A group named instead of its column: that group's markers alone, the same genes.
+    let one = DescribeDataset(loaded.clone())
+        .call(
+            &ctx,
+            args(serde_json::json!({"name": "pbmc68k_reduced", "group_by": "cd19+ b cells", "top": 10})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(one.markers.len(), 1);
+    assert_eq!(one.markers[0].group, "CD19+ B");
+    let genes: Vec<String> = one.markers[0]
+        .genes
+        .iter()
+        .map(|g| g.gene.clone())
+        .collect();
+    assert_eq!(genes, b);
+    let held = DescribeDataset(loaded.clone())
+        .call(
+            &ctx,
+            args(serde_json::json!({"name": "pbmc68k_reduced", "group_by": "marker genes of CD19+ B cells"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(held.markers[0].group, "CD19+ B");
+
     let err = DescribeDataset(loaded.clone())
         .call(
             &ctx,

@@ -693,6 +693,7 @@ pub struct EmbedCellsArgs {
     /// A data set from load_dataset or simulate_network, a catalogue data set
     /// (`pbmc68k_reduced`), or a path to an .h5ad file.
     #[schemars(length(min = 1, max = 500))]
+    #[schemars(extend("x-domain" = cellwright_core::domains::DATASET))]
     pub dataset: String,
     /// `pca` (default), `vae`, `genept_w` or `sentences`.
     #[serde(default)]
@@ -763,9 +764,11 @@ pub struct AnnotateCells(pub EmbedState);
 pub struct AnnotateCellsArgs {
     /// Labelled cells: a data set name or an .h5ad path.
     #[schemars(length(min = 1, max = 500))]
+    #[schemars(extend("x-domain" = cellwright_core::domains::DATASET))]
     pub reference: String,
     /// Cells to label: a data set name or an .h5ad path.
     #[schemars(length(min = 1, max = 500))]
+    #[schemars(extend("x-domain" = cellwright_core::domains::DATASET))]
     pub query: String,
     /// The reference's obs column with the labels; by default its first categorical column.
     #[serde(default)]
@@ -918,6 +921,7 @@ pub struct SimilarGenes(pub EmbedState);
 pub struct SimilarGenesArgs {
     /// A human gene symbol.
     #[schemars(length(min = 1, max = 50))]
+    #[schemars(extend("x-domain" = cellwright_core::domains::GENE))]
     pub gene: String,
     #[serde(default = "default_top")]
     #[schemars(range(min = 1, max = 50))]
@@ -1029,6 +1033,7 @@ fn default_clusters() -> u32 {
 pub struct ClusterCellsArgs {
     /// A data set name or an .h5ad path.
     #[schemars(length(min = 1, max = 500))]
+    #[schemars(extend("x-domain" = cellwright_core::domains::DATASET))]
     pub dataset: String,
     /// The embedding clustered: `pca` (default), `vae`, `genept_w` or `sentences`.
     #[serde(default)]

@@ -78,6 +78,7 @@ pub struct LookupGene(pub GeneDbHandle);
 pub struct LookupGeneArgs {
     /// An official symbol (TP53), an alias (LFS1) or an Entrez Gene id (7157).
     #[schemars(length(min = 1, max = 40))]
+    #[schemars(extend("x-domain" = cellwright_core::domains::GENE))]
     pub query: String,
 }
 
@@ -117,6 +118,7 @@ pub struct GoTerms(pub GeneDbHandle);
 pub struct GoTermsArgs {
     /// A symbol, alias or Entrez id.
     #[schemars(length(min = 1, max = 40))]
+    #[schemars(extend("x-domain" = cellwright_core::domains::GENE))]
     pub gene: String,
     pub aspect: AspectChoice,
 }
@@ -239,6 +241,7 @@ pub struct TfTargets(pub RegulonsHandle);
 pub struct TfTargetsArgs {
     /// The regulator's official symbol (TP53).
     #[schemars(length(min = 1, max = 40))]
+    #[schemars(extend("x-domain" = cellwright_core::domains::GENE))]
     pub tf: String,
     /// At most this many targets, alphabetically (default 200).
     #[serde(default)]
@@ -297,6 +300,7 @@ pub struct RegulatorsOf(pub RegulonsHandle);
 pub struct RegulatorsOfArgs {
     /// The regulated gene's official symbol (CDKN1A).
     #[schemars(length(min = 1, max = 40))]
+    #[schemars(extend("x-domain" = cellwright_core::domains::GENE))]
     pub gene: String,
 }
 

@@ -167,12 +167,14 @@ pub struct InferGrnArgs {
     /// A data set from load_dataset, simulate_network or run_knockout_screen, a catalogue
     /// data set (`pbmc68k_reduced`), or a path to an .h5ad file.
     #[schemars(length(min = 1, max = 500))]
+    #[schemars(extend("x-domain" = cellwright_core::domains::DATASET))]
     pub dataset: String,
     /// Candidate regulators (gene names); every gene when empty.
     #[serde(default)]
     pub regulators: Vec<String>,
     /// Use the 1,672 human transcription factors as the candidate regulators.
     #[serde(default)]
+    #[schemars(extend("x-cues" = cellwright_core::cues::TRANSCRIPTION_FACTORS))]
     pub human_tfs: bool,
     /// `boost` (GRNBoost2, the default), `forest` (GENIE3), `neural`, `pearson`, `spearman`, `random`.
     #[serde(default)]
@@ -297,9 +299,11 @@ fn default_regulators() -> u32 {
 pub struct ExplainRegulationArgs {
     /// The data set infer_grn ran on.
     #[schemars(length(min = 1, max = 500))]
+    #[schemars(extend("x-domain" = cellwright_core::domains::DATASET))]
     pub dataset: String,
     /// The regulated gene.
     #[schemars(length(min = 1, max = 100))]
+    #[schemars(extend("x-domain" = [cellwright_core::domains::GENE, cellwright_core::domains::MODEL_NODE]))]
     pub target: String,
     #[serde(default = "default_regulators")]
     #[schemars(range(min = 1, max = 50))]
@@ -307,10 +311,12 @@ pub struct ExplainRegulationArgs {
     /// `pathway_commons`, or a catalogue Boolean model; by default the model a simulated data
     /// set came from, else Pathway Commons.
     #[serde(default)]
+    #[schemars(extend("x-domain" = cellwright_core::domains::BOOLEAN_MODEL))]
     pub reference: Option<String>,
     /// When infer_grn has not run on the data set: infer with the human transcription
     /// factors as candidate regulators (else every gene).
     #[serde(default)]
+    #[schemars(extend("x-cues" = cellwright_core::cues::TRANSCRIPTION_FACTORS))]
     pub human_tfs: bool,
 }
 

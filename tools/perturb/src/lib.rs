@@ -85,9 +85,11 @@ pub struct PredictPerturbationArgs {
     /// A catalogue Boolean model (e.g. `krumsiek_myeloid`), whose screen is simulated; or a
     /// data set with an obs `perturbation` column (from run_knockout_screen or load_dataset).
     #[schemars(length(min = 1, max = 500))]
+    #[schemars(extend("x-domain" = [cellwright_core::domains::BOOLEAN_MODEL, cellwright_core::domains::DATASET]))]
     pub data: String,
     /// The genes perturbed together.
     #[schemars(length(min = 1, max = 10))]
+    #[schemars(extend("x-domain" = [cellwright_core::domains::MODEL_NODE, cellwright_core::domains::GENE]))]
     pub genes: Vec<String>,
     /// `knockout` (the default) or `overexpression`.
     #[serde(default = "knockout")]
@@ -155,6 +157,7 @@ pub struct ComparePerturbations(pub PerturbState);
 #[serde(deny_unknown_fields)]
 pub struct PerturbationArg {
     #[schemars(length(min = 1, max = 10))]
+    #[schemars(extend("x-domain" = [cellwright_core::domains::MODEL_NODE, cellwright_core::domains::GENE]))]
     pub genes: Vec<String>,
     /// `knockout` (the default) or `overexpression`.
     #[serde(default = "knockout")]
@@ -176,6 +179,7 @@ pub struct ComparePerturbationsArgs {
     /// A catalogue Boolean model (e.g. `krumsiek_myeloid`) or a data set with an obs
     /// `perturbation` column, as for predict_perturbation.
     #[schemars(length(min = 1, max = 500))]
+    #[schemars(extend("x-domain" = [cellwright_core::domains::BOOLEAN_MODEL, cellwright_core::domains::DATASET]))]
     pub data: String,
     pub a: PerturbationArg,
     pub b: PerturbationArg,

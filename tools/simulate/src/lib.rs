@@ -155,15 +155,20 @@ pub struct SimulateNetwork(pub LoadedDatasets);
 pub struct SimulateNetworkArgs {
     /// A catalogue Boolean model, e.g. `krumsiek_myeloid` (`network_info` describes it).
     #[schemars(length(min = 1, max = 200))]
+    #[schemars(extend("x-domain" = cellwright_core::domains::BOOLEAN_MODEL))]
     pub model: String,
     #[serde(default = "default_cells")]
     #[schemars(range(min = 1, max = 20000))]
     pub cells: u32,
     /// Nodes to knock out (production 0).
     #[serde(default)]
+    #[schemars(extend("x-domain" = cellwright_core::domains::MODEL_NODE))]
+    #[schemars(extend("x-cues" = cellwright_core::cues::KNOCKOUT))]
     pub knockouts: Vec<String>,
     /// Nodes to overexpress (production at its maximum).
     #[serde(default)]
+    #[schemars(extend("x-domain" = cellwright_core::domains::MODEL_NODE))]
+    #[schemars(extend("x-cues" = cellwright_core::cues::OVEREXPRESSION))]
     pub overexpressed: Vec<String>,
     /// `steady_state`: every cell at the end of its run; `trajectory`: at a time along it.
     #[serde(default)]
@@ -225,9 +230,11 @@ fn default_cells_per_perturbation() -> u32 {
 pub struct RunKnockoutScreenArgs {
     /// A catalogue Boolean model, e.g. `krumsiek_myeloid`.
     #[schemars(length(min = 1, max = 200))]
+    #[schemars(extend("x-domain" = cellwright_core::domains::BOOLEAN_MODEL))]
     pub model: String,
     /// Nodes knocked out one at a time; every node when empty.
     #[serde(default)]
+    #[schemars(extend("x-domain" = cellwright_core::domains::MODEL_NODE))]
     pub singles: Vec<String>,
     /// Double knockouts, drawn (seeded) from the pairs of `singles`.
     #[serde(default)]

@@ -19,6 +19,22 @@ async fn db() -> GeneDb {
 }
 
 #[tokio::test]
+async fn names_are_the_symbols_and_aliases_lookup_resolves() {
+    let db = db().await;
+    let names = db.names().await.unwrap();
+    let has = |n: &str| names.iter().any(|s| s == n);
+    assert!(
+        has("TP53") && has("LFS1") && has("PU.1"),
+        "{} names",
+        names.len()
+    );
+    assert!(!has("CORUM") && !has("knocked"));
+    for name in names.iter().step_by(5000) {
+        assert!(db.lookup(name).await.is_ok(), "{name}");
+    }
+}
+
+#[tokio::test]
 async fn genes_are_found_by_symbol_alias_and_entrez_id() {
     let db = db().await;
     // symbol or id, Entrez id, chromosome, cytoband

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use cellwright_core::{
     CancelToken, ChatEvent, ChatModel, ChatRequest, ChatResponse, FinishReason, Message,
-    ModelError, Role, ToolCallRequest, ToolChoice, ToolSpec, Usage,
+    ModelError, Role, ToolCallRequest, ToolChoice, ToolSpec, Usage, Vocabulary, domains_of,
 };
 use futures::StreamExt;
 use futures::future::BoxFuture;
@@ -13,7 +13,9 @@ use futures::stream::BoxStream;
 use llguidance::api::TopLevelGrammar;
 use serde_json::{Value, json};
 
-use super::compose::{compose_answer, compose_failures, copy_candidates, copying, since_question};
+use super::compose::{
+    Sources, compose_answer, compose_failures, copy_candidates, copying, generic, since_question,
+};
 use super::engine::{Engine, Generated, SamplingParams};
 use super::minilm::{MiniLm, cosine};
 
@@ -82,6 +84,8 @@ pub struct EmbeddedChat {
     /// Whether a call's free strings are copied from the question and earlier results
     /// instead of spelled (see [`super::compose`]).
     copy_arguments: bool,
+    /// Which copied strings are in an argument's domain, if known.
+    vocabulary: Option<Arc<dyn Vocabulary>>,
     /// Whether the answer is composed from the tool results instead of written.
     compose_answers: bool,
 }
@@ -240,6 +244,7 @@ impl EmbeddedChat {
             router: None,
             constrained: true,
             copy_arguments: true,
+            vocabulary: None,
             compose_answers: true,
         }
     }
@@ -248,6 +253,13 @@ impl EmbeddedChat {
     /// instead of copying them from the question and earlier results.
     pub fn spelling_arguments(mut self) -> Self {
         self.copy_arguments = false;
+        self
+    }
+
+    /// Copies into a domain argument (a gene, a model, a data set) only the strings
+    /// `vocabulary` admits to the domain, when it admits some.
+    pub fn with_vocabulary(mut self, vocabulary: Arc<dyn Vocabulary>) -> Self {
+        self.vocabulary = Some(vocabulary);
         self
     }
 
@@ -346,7 +358,11 @@ impl EmbeddedChat {
                 .iter()
                 .rfind(|m| m.role == Role::User)
                 .map_or("", |m| m.content.as_str());
-            let chosen = router.route(query, &listed)?;
+            let query = match &self.vocabulary {
+                Some(vocabulary) => generic(query, vocabulary.as_ref()),
+                None => query.to_owned(),
+            };
+            let chosen = router.route(&query, &listed)?;
             listed = chosen
                 .iter()
                 .filter_map(|n| pool.iter().copied().find(|t| &t.name == n))
@@ -408,10 +424,18 @@ impl EmbeddedChat {
                     let copied: Vec<ToolSpec>;
                     let chosen = if self.copy_arguments {
                         let candidates = copy_candidates(request);
+                        let question = since_question(request)
+                            .first()
+                            .map_or("", |m| m.content.as_str());
+                        let sources = Sources {
+                            candidates: &candidates,
+                            question,
+                            vocabulary: self.vocabulary.as_deref(),
+                        };
                         copied = chosen
                             .iter()
                             .map(|t| ToolSpec {
-                                parameters: copying(&t.parameters, &candidates),
+                                parameters: copying(&t.parameters, sources),
                                 ..(*t).clone()
                             })
                             .collect();
@@ -874,6 +898,10 @@ fn tool_call_message(generated: &Generated, request: &ChatRequest) -> Result<Mes
         }
     })?;
     let name = call["name"].as_str().unwrap_or_default().to_owned();
+    let mut arguments = call["arguments"].clone();
+    if let Some(tool) = request.tools.iter().find(|t| t.name == name) {
+        without_repeats(&mut arguments, &tool.parameters);
+    }
     let id = format!(
         "call_{}",
         request
@@ -889,10 +917,47 @@ fn tool_call_message(generated: &Generated, request: &ChatRequest) -> Result<Mes
         tool_calls: vec![ToolCallRequest {
             id,
             name,
-            arguments: call["arguments"].to_string(),
+            arguments: arguments.to_string(),
         }],
         tool_call_id: None,
     })
+}
+
+/// Drops the repeats of a string from every list of domain values in `value` (a list whose
+/// `schema` names a domain, and keeps its `minItems`): a small model may copy one value until
+/// a list is full (`["SHR", "SHR", …]`), and a gene listed twice means it once.
+fn without_repeats(value: &mut Value, schema: &Value) {
+    let domain = |s: &Value| s.as_object().is_some_and(|s| !domains_of(s).is_empty());
+    match value {
+        Value::Array(items) => {
+            let item_schema = schema.get("items").unwrap_or(&Value::Null);
+            if domain(schema) || domain(item_schema) {
+                let mut seen = std::collections::HashSet::new();
+                let kept: Vec<Value> = items
+                    .iter()
+                    .filter(|v| v.as_str().is_none_or(|s| seen.insert(s.to_owned())))
+                    .cloned()
+                    .collect();
+                let min = schema.get("minItems").and_then(Value::as_u64).unwrap_or(0);
+                if kept.len() as u64 >= min {
+                    *items = kept;
+                }
+            }
+            items
+                .iter_mut()
+                .for_each(|v| without_repeats(v, item_schema));
+        }
+        Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                let property = schema
+                    .get("properties")
+                    .and_then(|p| p.get(key))
+                    .unwrap_or(&Value::Null);
+                without_repeats(v, property);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Sentences, each ending in a citation of one of `calls`. A sentence holds no `.`, `!` or
@@ -1048,6 +1113,27 @@ mod tests {
         let prose =
             tool_call_message(&generated("I cannot.", FinishReason::Stop), &req).unwrap_err();
         assert!(prose.to_string().contains("not JSON"), "{prose}");
+        // A domain value copied again and again is named once; other lists stay, and so does
+        // a list that needs its repeats.
+        let mut req = req;
+        req.tools[0].name = "network_info".into();
+        req.tools[0].parameters = json!({"type": "object", "properties": {
+            "knockouts": {"type": "array", "items": {"type": "string"}, "x-domain": "model_node"},
+            "a": {"type": "object", "properties": {
+                "genes": {"type": "array", "items": {"type": "string", "x-domain": "gene"}},
+                "pair": {"type": "array", "items": {"type": "string"}, "x-domain": "gene", "minItems": 2},
+                "n": {"type": "array", "items": {"type": "string"}}
+            }}
+        }});
+        let looped = generated(
+            r#"{"name": "network_info", "arguments": {"knockouts": ["SHR", "SHR", "SCR", "SHR"], "a": {"genes": ["X", "X"], "pair": ["Y", "Y"], "n": ["Z", "Z"]}}}"#,
+            FinishReason::Stop,
+        );
+        let message = tool_call_message(&looped, &req).unwrap();
+        assert_eq!(
+            message.tool_calls[0].arguments,
+            r#"{"knockouts":["SHR","SCR"],"a":{"genes":["X"],"pair":["Y","Y"],"n":["Z","Z"]}}"#
+        );
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //!   returned, one line per fact, each citing its call ([`compose_answer`]): every claim is a
 //!   tool's, and the citations are exact.
 
-use cellwright_core::{ChatRequest, Message, Role};
+use cellwright_core::{
+    CUES_KEYWORD, ChatRequest, DOMAIN_KEYWORD, Message, Role, Vocabulary, domains, domains_of,
+};
 use serde_json::{Value, json};
 
 use super::chat::map_subschemas;
@@ -22,7 +24,7 @@ const STOP: &str = "a about after all also an and any are as at be by can contai
      encode encodes for from has have how if in into is it its known many me most much of \
      on or than that the their them then there these this those to was were what when \
      where which who why will with would you your gene genes human genome called name \
-     full official symbol model published boolean node nodes regulate regulates annotated \
+     full official symbol model published boolean node nodes regulate regulates annotated cell cells \
      cytoband sequence peptide protein proteins tell give list show find";
 /// Longest string from a tool's output offered as an argument, and how many.
 const OUTPUT_STRING_CHARS: usize = 80;
@@ -82,6 +84,42 @@ pub fn copy_candidates(request: &ChatRequest) -> Vec<String> {
     out
 }
 
+/// `question` with each word a vocabulary places in a domain replaced by the domain's generic
+/// name ("pbmc68k_reduced" → "a data set", "TP53" → "a gene"): tools are routed by what is
+/// asked, not by which gene or data set it is asked of. Only words that cannot be plain
+/// English are looked up (with an upper-case letter, a digit or `_`), and none shorter than
+/// three letters ("GO" and "T" are gene aliases too).
+pub fn generic(question: &str, vocabulary: &dyn Vocabulary) -> String {
+    const NAMES: [(&str, &str); 4] = [
+        (domains::DATASET, "a data set"),
+        (domains::BOOLEAN_MODEL, "a Boolean model"),
+        (domains::GENE, "a gene"),
+        (domains::MODEL_NODE, "a node"),
+    ];
+    question
+        .split_whitespace()
+        .map(|word| {
+            let name = trim_word(word);
+            let special = name.chars().count() > 2
+                && name
+                    .chars()
+                    .any(|c| c.is_uppercase() || c.is_ascii_digit() || c == '_');
+            let domain = special
+                .then(|| {
+                    NAMES
+                        .iter()
+                        .find(|(d, _)| vocabulary.admits(d, name) == Some(true))
+                })
+                .flatten();
+            match domain {
+                Some((_, generic)) => word.replacen(name, generic, 1),
+                None => word.to_owned(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The latest question and the messages after it.
 pub fn since_question(request: &ChatRequest) -> &[Message] {
     let last_user = request
@@ -102,14 +140,50 @@ fn strings(value: &Value, out: &mut Vec<String>) {
     }
 }
 
-/// `schema` with every free string (type `string`, no `enum`, `const`, `pattern` or `format`)
-/// narrowed to the `candidates` it accepts by length, and every choice of strings (`enum`,
-/// or `oneOf` alternatives with a `const`) narrowed to the values a candidate names (e.g.
-/// "biological processes" names `biological_process`), when it names some. A string with no
-/// such candidate keeps its schema. Every value the result admits is valid against `schema`.
-pub fn copying(schema: &Value, candidates: &[String]) -> Value {
+/// What a call's arguments may be copied from.
+#[derive(Clone, Copy)]
+pub struct Sources<'a> {
+    /// The request's spans and earlier results' strings ([`copy_candidates`]).
+    pub candidates: &'a [String],
+    /// The latest request, whole.
+    pub question: &'a str,
+    /// Which strings are in an argument's domain, if known.
+    pub vocabulary: Option<&'a dyn Vocabulary>,
+}
+
+/// `schema` narrowed to what the `sources` give, so that every value it admits is valid
+/// against `schema`:
+///
+/// - every free string (type `string`, or string or null; no `enum`, `const`, `pattern` or
+///   `format`) to the candidates it accepts by length; one that names domains
+///   ([`DOMAIN_KEYWORD`], on it or on the list that holds it) to the candidates the
+///   vocabulary admits to one of them, when it admits some (otherwise every candidate stays,
+///   and the tool's error names close values);
+/// - every choice of strings (`enum`, or `oneOf` alternatives with a `const`) to the values a
+///   candidate names (e.g. "biological processes" names `biological_process`), when it names
+///   some;
+/// - an argument with a `default` keeps it unless the request speaks to it: a choice it does
+///   not name, a number it does not give, a domain none of its candidates is in, or cues
+///   ([`CUES_KEYWORD`]) it does not use.
+///
+/// A string with no fitting candidate keeps its schema.
+pub fn copying(schema: &Value, sources: Sources) -> Value {
     let Value::Object(map) = schema else {
         return schema.clone();
+    };
+    let candidates = sources.candidates;
+    // A list's domains are its items'.
+    let inherited;
+    let map = match (map.get(DOMAIN_KEYWORD), map.get("items")) {
+        (Some(domain), Some(Value::Object(items))) if !items.contains_key(DOMAIN_KEYWORD) => {
+            let mut items = items.clone();
+            items.insert(DOMAIN_KEYWORD.into(), domain.clone());
+            let mut with_items = map.clone();
+            with_items.insert("items".into(), Value::Object(items));
+            inherited = with_items;
+            &inherited
+        }
+        _ => map,
     };
     // Not inside `not` or `contains`, where narrowing would widen what the schema admits.
     let mut out = map_subschemas(
@@ -125,9 +199,29 @@ pub fn copying(schema: &Value, candidates: &[String]) -> Value {
             "oneOf",
             "prefixItems",
         ],
-        &|v| copying(v, candidates),
+        &|v| copying(v, sources),
     );
-    let free = map.get("type") == Some(&json!("string"))
+    require_cued(map, &mut out, sources.question);
+    drop_null_when_named(map, &mut out);
+    let default = map.get("default");
+    // The request does not use the argument's cues: it stays at its default.
+    if let (Some(default), Some(used)) = (default, cues_used(map, sources.question)) {
+        if !used {
+            return at_default(out, default);
+        }
+        // A flag the request cues is on.
+        if default == &json!(false) {
+            return at_default(out, &json!(true));
+        }
+    }
+    let types = match map.get("type") {
+        Some(Value::String(t)) => vec![t.as_str()],
+        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    let nullable = types.contains(&"null");
+    let plain = |t: &str| types.iter().all(|u| *u == t || *u == "null") && types.contains(&t);
+    let free = plain("string")
         && !["enum", "const", "pattern", "format"]
             .iter()
             .any(|k| map.contains_key(*k));
@@ -139,6 +233,8 @@ pub fn copying(schema: &Value, candidates: &[String]) -> Value {
             .collect();
         if !named.is_empty() {
             out.insert("enum".into(), Value::Array(named));
+        } else if let Some(default) = default.filter(|d| values.contains(d)) {
+            out.insert("enum".into(), json!([default]));
         }
     }
     if let Some(Value::Array(alternatives)) = out.get("oneOf") {
@@ -147,9 +243,58 @@ pub fn copying(schema: &Value, candidates: &[String]) -> Value {
             .filter(|a| a["const"].as_str().is_some_and(|v| named(candidates, v)))
             .cloned()
             .collect();
+        let defaulted: Vec<Value> = alternatives
+            .iter()
+            .filter(|a| default.is_some_and(|d| &a["const"] == d))
+            .cloned()
+            .collect();
         if !named.is_empty() {
             out.insert("oneOf".into(), Value::Array(named));
+        } else if !defaulted.is_empty() {
+            out.insert("oneOf".into(), Value::Array(defaulted));
         }
+    }
+    if let Some(default) = default
+        && (plain("integer") || plain("number"))
+    {
+        // The numbers the request gives that fit, and the default.
+        let min = map
+            .get("minimum")
+            .and_then(Value::as_f64)
+            .unwrap_or(f64::MIN);
+        let max = map
+            .get("maximum")
+            .and_then(Value::as_f64)
+            .unwrap_or(f64::MAX);
+        let mut given: Vec<Value> = candidates
+            .iter()
+            .filter_map(|c| c.parse::<f64>().ok())
+            .filter(|n| (min..=max).contains(n) && (plain("number") || n.fract() == 0.0))
+            .map(|n| {
+                if n.fract() == 0.0 {
+                    json!(n as i64)
+                } else {
+                    json!(n)
+                }
+            })
+            .collect();
+        if !given.contains(default) {
+            given.push(default.clone());
+        }
+        out.insert("enum".into(), Value::Array(given));
+    }
+    let domains = domains_of(map);
+    let admits = |c: &String| match sources.vocabulary {
+        Some(vocabulary) => domains
+            .iter()
+            .any(|d| vocabulary.admits(d, c) != Some(false)),
+        None => true,
+    };
+    // A list in domains none of the candidates is in stays at its default.
+    if let (Some(default), true) = (default, plain("array") && !domains.is_empty())
+        && !candidates.iter().any(admits)
+    {
+        return at_default(out, default);
     }
     if free {
         let min = map.get("minLength").and_then(Value::as_u64).unwrap_or(0);
@@ -157,16 +302,153 @@ pub fn copying(schema: &Value, candidates: &[String]) -> Value {
             .get("maxLength")
             .and_then(Value::as_u64)
             .unwrap_or(u64::MAX);
-        let fitting: Vec<Value> = candidates
+        let fitting: Vec<&String> = candidates
             .iter()
             .filter(|c| (min..=max).contains(&(c.chars().count() as u64)))
-            .map(|c| json!(c))
             .collect();
+        let admitted: Vec<&String> = if domains.is_empty() {
+            Vec::new()
+        } else {
+            fitting.iter().copied().filter(|c| admits(c)).collect()
+        };
+        if admitted.is_empty()
+            && !domains.is_empty()
+            && let Some(default) = default
+        {
+            return at_default(out, default);
+        }
+        let chosen = if admitted.is_empty() {
+            fitting
+        } else {
+            admitted
+        };
+        let mut fitting: Vec<Value> = chosen.into_iter().map(|c| json!(c)).collect();
+        if nullable && !fitting.is_empty() {
+            fitting.push(Value::Null);
+        }
         if !fitting.is_empty() {
             out.insert("enum".into(), Value::Array(fitting));
         }
     }
     Value::Object(out)
+}
+
+/// Makes the optional properties whose cues the request uses, or whose choice it names,
+/// required (a list, not empty), unless their narrowed schema admits only the default: "with
+/// PU1 knocked out" asks for knockouts, "complexes" for that collection, and a small model
+/// would leave them out.
+fn require_cued(
+    map: &serde_json::Map<String, Value>,
+    out: &mut serde_json::Map<String, Value>,
+    question: &str,
+) {
+    let Some(Value::Object(properties)) = map.get("properties") else {
+        return;
+    };
+    let narrowed_anyof = |name: &str, p: &Value| {
+        let alternatives = |v: Option<&Value>| {
+            v.and_then(|v| v.get("anyOf"))
+                .and_then(Value::as_array)
+                .map(Vec::len)
+        };
+        let after = out.get("properties").and_then(|o| o.get(name));
+        matches!((alternatives(Some(p)), alternatives(after)), (Some(b), Some(a)) if a < b)
+    };
+    // Cued, or a choice the request names (its `null` dropped).
+    let cued_names: Vec<String> = properties
+        .iter()
+        .filter(|(name, p)| {
+            narrowed_anyof(name, p)
+                || p.as_object()
+                    .and_then(|p| cues_used(p, question))
+                    .unwrap_or(false)
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    for name in cued_names {
+        let Some(Value::Object(narrowed)) =
+            out.get_mut("properties").and_then(|p| p.get_mut(&name))
+        else {
+            continue;
+        };
+        let pinned = narrowed.get("maxItems") == Some(&json!(0))
+            || narrowed
+                .get("enum")
+                .is_some_and(|e| Some(e) == narrowed.get("default").map(|d| json!([d])).as_ref());
+        if pinned {
+            continue;
+        }
+        if narrowed.get("type") == Some(&json!("array")) {
+            let min = narrowed
+                .get("minItems")
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            narrowed.insert("minItems".into(), json!(min.max(1)));
+        }
+        let required = out.entry("required").or_insert_with(|| json!([]));
+        if let Value::Array(required) = required
+            && !required.contains(&json!(name))
+        {
+            required.push(json!(name));
+        }
+    }
+}
+
+/// Drops the `null` alternative of an `anyOf` whose choice the request names: "complexes"
+/// asks for that collection, not for none in particular.
+fn drop_null_when_named(
+    map: &serde_json::Map<String, Value>,
+    out: &mut serde_json::Map<String, Value>,
+) {
+    let (Some(Value::Array(before)), Some(Value::Array(after))) =
+        (map.get("anyOf"), out.get("anyOf"))
+    else {
+        return;
+    };
+    let choices = |v: &Value| {
+        ["enum", "oneOf"]
+            .iter()
+            .find_map(|k| v.get(*k).and_then(Value::as_array).map(Vec::len))
+    };
+    let named = before
+        .iter()
+        .zip(after)
+        .any(|(b, a)| matches!((choices(b), choices(a)), (Some(b), Some(a)) if a < b));
+    if named {
+        let kept: Vec<Value> = after
+            .iter()
+            .filter(|a| a.get("type") != Some(&json!("null")))
+            .cloned()
+            .collect();
+        out.insert("anyOf".into(), Value::Array(kept));
+    }
+}
+
+/// `schema` admitting only `default`: an empty list, or the one value.
+fn at_default(mut schema: serde_json::Map<String, Value>, default: &Value) -> Value {
+    match default {
+        Value::Array(items) if items.is_empty() => {
+            schema.insert("maxItems".into(), json!(0));
+        }
+        _ => {
+            schema.insert("enum".into(), json!([default]));
+        }
+    }
+    Value::Object(schema)
+}
+
+/// Whether `question` uses one of the schema's cues (a word of it starts with one, ignoring
+/// case); `None` when the schema names none.
+fn cues_used(schema: &serde_json::Map<String, Value>, question: &str) -> Option<bool> {
+    let cues = schema.get(CUES_KEYWORD)?.as_array()?;
+    let words: Vec<String> = question
+        .split(|c: char| !c.is_alphanumeric())
+        .map(str::to_lowercase)
+        .collect();
+    Some(cues.iter().filter_map(Value::as_str).any(|cue| {
+        let cue = cue.to_lowercase();
+        words.iter().any(|w| w.starts_with(&cue))
+    }))
 }
 
 /// Whether one of `candidates` names `value`: the same words, ignoring case, `_` read as a
@@ -384,22 +666,179 @@ mod tests {
             "type": "object",
             "properties": {
                 "gene": {"type": "string", "description": "a symbol"},
+                "node": {"type": ["string", "null"]},
                 "genes": {"type": "array", "items": {"type": "string", "maxLength": 4}},
                 "aspect": {"type": "string", "enum": ["all", "process"]},
                 "top": {"type": "integer"}
             }
         });
-        let out = copying(&schema, &["TP53".into(), "the TP53".into()]);
+        let out = copying(&schema, from(&["TP53".into(), "the TP53".into()], None));
         assert_eq!(
             out["properties"]["gene"]["enum"],
             json!(["TP53", "the TP53"])
         );
         assert_eq!(out["properties"]["genes"]["items"]["enum"], json!(["TP53"]));
+        // An optional string may still be left out.
+        assert_eq!(
+            out["properties"]["node"]["enum"],
+            json!(["TP53", "the TP53", null])
+        );
         assert_eq!(out["properties"]["aspect"], schema["properties"]["aspect"]);
         assert_eq!(out["properties"]["top"], schema["properties"]["top"]);
         // No candidate fits: the string stays free.
-        let none = copying(&json!({"type": "string", "minLength": 9}), &["TP53".into()]);
+        let none = copying(
+            &json!({"type": "string", "minLength": 9}),
+            from(&["TP53".into()], None),
+        );
         assert_eq!(none, json!({"type": "string", "minLength": 9}));
+    }
+
+    /// Sources with these candidates and no request beyond them.
+    fn from<'a>(candidates: &'a [String], vocabulary: Option<&'a dyn Vocabulary>) -> Sources<'a> {
+        Sources {
+            candidates,
+            question: "",
+            vocabulary,
+        }
+    }
+
+    /// Genes are upper-case words here; nothing is known of models.
+    #[derive(Debug)]
+    struct Genes;
+
+    impl Vocabulary for Genes {
+        fn admits(&self, domain: &str, value: &str) -> Option<bool> {
+            (domain == "gene").then(|| {
+                value
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+            })
+        }
+    }
+
+    #[test]
+    fn a_domain_keeps_the_candidates_its_vocabulary_admits() {
+        let schema = json!({
+            "type": "object",
+            "properties": {
+                "gene": {"type": "string", "x-domain": "gene"},
+                "knockouts": {"type": "array", "x-domain": ["model_node", "gene"], "items": {"type": "string"}},
+                "model": {"type": "string", "x-domain": "model"},
+                "note": {"type": "string"}
+            }
+        });
+        let candidates: Vec<String> = ["knocked", "TP53", "CORUM complexes"]
+            .map(String::from)
+            .into();
+        let out = copying(&schema, from(&candidates, Some(&Genes)));
+        let all = json!(["knocked", "TP53", "CORUM complexes"]);
+        assert_eq!(out["properties"]["gene"]["enum"], json!(["TP53"]));
+        // A list's domains are its items'; a domain the vocabulary cannot tell admits all.
+        assert_eq!(out["properties"]["knockouts"]["items"]["enum"], all);
+        assert_eq!(out["properties"]["model"]["enum"], all);
+        assert_eq!(out["properties"]["note"]["enum"], all);
+        // No candidate in the domain: all stay, and the tool names close values.
+        let lower: Vec<String> = vec!["knocked".into()];
+        let out = copying(
+            &json!({"type": "string", "x-domain": "gene"}),
+            from(&lower, Some(&Genes)),
+        );
+        assert_eq!(out["enum"], json!(["knocked"]));
+        // Without a vocabulary, domains change nothing.
+        assert_eq!(
+            copying(&schema, from(&candidates, None))["properties"]["gene"]["enum"],
+            all
+        );
+        let only_genes = json!({"type": "array", "x-domain": "gene", "items": {"type": "string"}});
+        assert_eq!(
+            copying(&only_genes, from(&candidates, Some(&Genes)))["items"]["enum"],
+            json!(["TP53"])
+        );
+    }
+
+    #[test]
+    fn routing_reads_domain_words_as_their_domain() {
+        assert_eq!(
+            generic("Which complexes contain PSMA1? Is TP53, in CORUM?", &Genes),
+            "Which complexes contain a gene? Is a gene, in a gene?"
+        );
+        // Plain words are not looked up, even when the vocabulary would admit them.
+        assert_eq!(generic("the genes", &Genes), "the genes");
+    }
+
+    #[test]
+    fn an_argument_the_request_does_not_speak_to_keeps_its_default() {
+        let schema = json!({
+            "type": "object",
+            "properties": {
+                "model": {"oneOf": [
+                    {"type": "string", "const": "ensemble"},
+                    {"type": "string", "const": "no_change"}
+                ], "default": "ensemble"},
+                "direction": {"type": "string", "enum": ["knockout", "overexpression"], "default": "knockout"},
+                "top": {"type": "integer", "minimum": 1, "maximum": 50, "default": 10},
+                "seed": {"type": ["integer", "null"], "default": null},
+                "node": {"type": ["string", "null"], "default": null, "x-cues": ["regulat"]},
+                "tfs": {"type": "boolean", "default": false, "x-cues": ["transcription"]},
+                "knockouts": {"type": "array", "items": {"type": "string"}, "default": [], "x-cues": ["knock", "ko"]},
+                "genes": {"type": "array", "items": {"type": "string"}, "default": [], "x-domain": "gene"},
+                "reference": {"type": ["string", "null"], "default": null, "x-domain": "gene"}
+            }
+        });
+        let candidates: Vec<String> = ["PU1", "3", "100", "2.5"].map(String::from).into();
+        let sources = |question| Sources {
+            candidates: &candidates,
+            question,
+            vocabulary: Some(&Genes),
+        };
+        let out = copying(&schema, sources("Knock out PU1: the top 3?"));
+        let p = &out["properties"];
+        assert_eq!(
+            p["model"]["oneOf"],
+            json!([{"type": "string", "const": "ensemble"}])
+        );
+        assert_eq!(p["direction"]["enum"], json!(["knockout"]));
+        // Numbers the request gives (that fit), and the default.
+        assert_eq!(p["top"]["enum"], json!([3, 10]));
+        assert_eq!(p["seed"]["enum"], json!([3, 100, null]));
+        // Cues: "Knock" is a knockout's, nothing in it asks for a node's regulators.
+        assert_eq!(p["node"]["enum"], json!([null]));
+        assert_eq!(p["tfs"]["enum"], json!([false]));
+        assert_eq!(
+            p["knockouts"]["items"]["enum"],
+            json!(["PU1", "3", "100", "2.5"])
+        );
+        assert!(p["knockouts"].get("maxItems").is_none());
+        // Cued, so asked for: required, and not empty.
+        assert_eq!(p["knockouts"]["minItems"], json!(1));
+        assert_eq!(out["required"], json!(["knockouts"]));
+        let out = copying(&schema, sources("Which nodes regulate PU1?"));
+        assert_eq!(out["properties"]["knockouts"]["maxItems"], json!(0));
+        assert_eq!(
+            out["properties"]["node"]["enum"],
+            json!(["PU1", "3", "100", "2.5", null])
+        );
+        assert_eq!(out["required"], json!(["node"]));
+        let tfs = copying(
+            &schema,
+            sources("Which transcription factors regulate PU1?"),
+        );
+        assert_eq!(tfs["properties"]["tfs"]["enum"], json!([true]));
+        // Genes are upper-case words: "PU1", "3", "100" are; an optional gene takes them.
+        assert_eq!(
+            out["properties"]["reference"]["enum"],
+            json!(["PU1", "3", "100", null])
+        );
+        let lower: Vec<String> = vec!["pu".into()];
+        let out = copying(
+            &schema,
+            Sources {
+                candidates: &lower,
+                ..sources("")
+            },
+        );
+        assert_eq!(out["properties"]["genes"]["maxItems"], json!(0));
+        assert_eq!(out["properties"]["reference"]["enum"], json!([null]));
     }
 
     #[test]
@@ -408,18 +847,41 @@ mod tests {
             json!({"type": "string", "enum": ["biological_process", "molecular_function", "all"]});
         let spans = |s: &[&str]| s.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
         assert_eq!(
-            copying(&aspect, &spans(&["which", "Biological processes", "GAPDH"]))["enum"],
+            copying(
+                &aspect,
+                from(&spans(&["which", "Biological processes", "GAPDH"]), None)
+            )["enum"],
             json!(["biological_process"])
         );
         // Named nowhere: every choice stays.
-        assert_eq!(copying(&aspect, &spans(&["GAPDH", "process"])), aspect);
+        assert_eq!(
+            copying(&aspect, from(&spans(&["GAPDH", "process"]), None)),
+            aspect
+        );
         let collection = json!({"anyOf": [{"oneOf": [
             {"type": "string", "const": "pathways"},
             {"type": "string", "const": "complexes"}
         ]}, {"type": "null"}]});
+        let named = copying(
+            &collection,
+            from(&spans(&["protein complexes", "complexes"]), None),
+        );
+        // Named, so chosen: no longer left open.
         assert_eq!(
-            copying(&collection, &spans(&["protein complexes", "complexes"]))["anyOf"][0]["oneOf"],
-            json!([{"type": "string", "const": "complexes"}])
+            named["anyOf"],
+            json!([{"oneOf": [{"type": "string", "const": "complexes"}]}])
+        );
+        assert_eq!(
+            copying(&collection, from(&spans(&["GAPDH"]), None)),
+            collection
+        );
+        let call = json!({"type": "object", "properties": {"collection": collection}});
+        let named = copying(&call, from(&spans(&["complexes"]), None));
+        assert_eq!(named["required"], json!(["collection"]));
+        assert!(
+            copying(&call, from(&spans(&["GAPDH"]), None))
+                .get("required")
+                .is_none()
         );
     }
 
