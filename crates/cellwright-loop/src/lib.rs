@@ -36,7 +36,9 @@ pub mod task;
 
 pub use backend::{Backend, DepmapScreen, SimulatedScreen};
 pub use knowledge::Knowledge;
-pub use run::{LoopReport, Setup, StrategyReport, Truth, candidates, plot, report, run, truth};
+pub use run::{
+    LoopReport, Setup, StrategyReport, Truth, candidates, hindsight, plot, report, run, truth,
+};
 pub use strategy::{
     Agent, Chooser, Greedy, KnowledgePrior, ModelChooser, Pick, RandomPicks, Strategy,
 };

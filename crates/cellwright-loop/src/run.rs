@@ -238,15 +238,24 @@ pub struct Truth {
     pub top: Vec<(String, f64)>,
     /// Every gene that counts as a hit (the top and their ties).
     pub hits: Vec<String>,
+    /// Every candidate's phenotype, by candidate.
+    #[serde(skip)]
+    pub measured: Vec<f64>,
 }
 
 pub fn truth(setup: &Setup, cancel: &CancelToken) -> Result<Truth, LoopError> {
     let d: Direction = setup.task.direction;
-    let mut all = setup
+    let measured = setup
         .candidates
         .iter()
-        .map(|g| Ok((g.clone(), setup.backend.measure(g, cancel)?)))
+        .map(|g| setup.backend.measure(g, cancel))
         .collect::<Result<Vec<_>, LoopError>>()?;
+    let mut all: Vec<(String, f64)> = setup
+        .candidates
+        .iter()
+        .cloned()
+        .zip(measured.iter().copied())
+        .collect();
     all.sort_by(|a, b| {
         d.orient(b.1)
             .total_cmp(&d.orient(a.1))
@@ -260,7 +269,44 @@ pub fn truth(setup: &Setup, cancel: &CancelToken) -> Result<Truth, LoopError> {
         .map(|(g, _)| g.clone())
         .collect();
     all.truncate(k);
-    Ok(Truth { top: all, hits })
+    Ok(Truth {
+        top: all,
+        hits,
+        measured,
+    })
+}
+
+/// The agent's evidence in hindsight: every candidate assessed as if every other candidate
+/// had been measured (with `truth`'s phenotypes), and the best `budget` of them. Not a
+/// strategy (it sees every result): the most the agent's evidence could find within the
+/// budget, which says whether a miss is the learner's or the knowledge's.
+pub fn hindsight(setup: &Setup, truth: &Truth) -> Vec<String> {
+    let n = setup.candidates.len();
+    let describe = setup.backend.describe();
+    let score = |g: usize| {
+        let input = RoundInput {
+            task: &setup.task,
+            describe: &describe,
+            round: setup.task.rounds,
+            candidates: &setup.candidates,
+            knowledge: &setup.knowledge,
+            neutral: setup.neutral,
+            untested: vec![g],
+            tested: (0..n)
+                .filter(|&t| t != g)
+                .map(|t| (t, truth.measured[t]))
+                .collect(),
+        };
+        crate::strategy::Agent::expected(&input)[0]
+    };
+    let scores: Vec<f64> = (0..n).map(score).collect();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    order
+        .into_iter()
+        .take(setup.task.budget())
+        .map(|g| setup.candidates[g].clone())
+        .collect()
 }
 
 /// The report of loop `setup.loop_id` from its ledger, against `truth`.

@@ -344,11 +344,11 @@ impl std::fmt::Debug for Agent {
 type Assessed = (usize, f64, Vec<String>);
 
 impl Agent {
-    /// Each untested candidate's expected (oriented) phenotype and the evidence for it.
-    fn assess(input: &RoundInput<'_>) -> Vec<Assessed> {
+    /// Each untested candidate's expected (oriented) phenotype and what the tested genes
+    /// most like it say, in the order of `input.untested`.
+    fn estimate(input: &RoundInput<'_>) -> Vec<(f64, Neighbours)> {
         let (k, tested) = (input.knowledge, input.oriented());
         let d = input.task.direction;
-        let show = |v: f64| d.orient(v);
         // The prior as a predictor: a gene with no prior evidence is expected to do nothing
         // (the neutral phenotype); the prior's slope is fitted on the tested genes (least
         // squares through that anchor), so a prior the results contradict loses its say.
@@ -369,7 +369,26 @@ impl Agent {
             .iter()
             .map(|&g| {
                 let n = neighbours(k, &tested, g, expected);
-                let score = expected(g) + n.shift;
+                (expected(g) + n.shift, n)
+            })
+            .collect()
+    }
+
+    /// Each untested candidate's expected (oriented) phenotype, in the order of
+    /// `input.untested`.
+    pub(crate) fn expected(input: &RoundInput<'_>) -> Vec<f64> {
+        Self::estimate(input).into_iter().map(|(v, _)| v).collect()
+    }
+
+    /// Each untested candidate's expected (oriented) phenotype and the evidence for it.
+    fn assess(input: &RoundInput<'_>) -> Vec<Assessed> {
+        let k = input.knowledge;
+        let d = input.task.direction;
+        input
+            .untested
+            .iter()
+            .zip(Self::estimate(input))
+            .map(|(&g, (score, n))| {
                 let mut evidence = Vec::new();
                 if let Some(reason) = &k.prior_reason[g] {
                     evidence.push(reason.clone());
@@ -390,8 +409,8 @@ impl Agent {
                         lookup(&input.tested, t)
                     ));
                 }
-                if !tested.is_empty() {
-                    evidence.push(format!("expected {:.2}", show(score)));
+                if !input.tested.is_empty() {
+                    evidence.push(format!("expected {:.2}", d.orient(score)));
                 }
                 if evidence.is_empty() {
                     evidence.push("no evidence yet".into());

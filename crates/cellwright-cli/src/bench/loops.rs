@@ -91,7 +91,7 @@ pub async fn run(args: LoopBenchArgs) -> anyhow::Result<u8> {
                 seed,
                 ..base.clone()
             };
-            let report = one(&store, &task, name, &spec, &cancel).await?;
+            let (report, hindsight) = one(&store, &task, name, &spec, &cancel).await?;
             if let (Some(p), 0) = (&plots, seed) {
                 cellwright_loop::plot(&report, &p.join(format!("{name}.svg")))?;
             }
@@ -108,6 +108,7 @@ pub async fn run(args: LoopBenchArgs) -> anyhow::Result<u8> {
                     .strategies
                     .iter()
                     .map(|s| (s.strategy.clone(), s.final_hits()))
+                    .chain([(HINDSIGHT.to_owned(), hindsight)])
                     .collect(),
                 top_k: task.top_k,
                 picks: task.budget(),
@@ -125,14 +126,19 @@ pub async fn run(args: LoopBenchArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// Runs every strategy of `task` in a loop of its own and reports it.
+/// The agent's evidence with every other candidate measured ([`cellwright_loop::hindsight`]):
+/// a bound, not a strategy.
+const HINDSIGHT: &str = "hindsight";
+
+/// Runs every strategy of `task` in a loop of its own and reports it, with the hits the
+/// agent's evidence finds in hindsight.
 async fn one(
     store: &cellwright_store::SqliteStore,
     task: &Task,
     name: &str,
     spec: &str,
     cancel: &CancelToken,
-) -> anyhow::Result<LoopReport> {
+) -> anyhow::Result<(LoopReport, usize)> {
     let id = format!("bench-{name}-{}", task.seed);
     let setup = tokio::task::block_in_place(|| {
         Setup::prepare(task.clone(), id, &cellwright_core::NoProgress, cancel)
@@ -147,7 +153,15 @@ async fn one(
     )
     .await?;
     let truth = tokio::task::block_in_place(|| cellwright_loop::truth(&setup, cancel))?;
-    Ok(cellwright_loop::report(store, &setup, truth).await?)
+    let hindsight = cellwright_loop::hindsight(&setup, &truth)
+        .iter()
+        .filter(|g| truth.hits.contains(g))
+        .count()
+        .min(task.top_k as usize);
+    Ok((
+        cellwright_loop::report(store, &setup, truth).await?,
+        hindsight,
+    ))
 }
 
 fn summarise(outcomes: &[Outcome], model: &str, seeds: u64, seconds: f64) -> Value {
@@ -182,10 +196,11 @@ fn summarise(outcomes: &[Outcome], model: &str, seeds: u64, seconds: f64) -> Val
     }
     for (name, entry) in tasks.iter_mut() {
         let of_task = |o: &Outcome| o.task == *name;
-        let means: BTreeMap<&str, f64> = ["agent", "random", "greedy", "knowledge_prior"]
-            .into_iter()
-            .map(|s| (s, mean(&of_task, s)))
-            .collect();
+        let means: BTreeMap<&str, f64> =
+            ["agent", "random", "greedy", "knowledge_prior", HINDSIGHT]
+                .into_iter()
+                .map(|s| (s, mean(&of_task, s)))
+                .collect();
         entry["mean_hits"] = json!(means);
     }
     let wins = |baseline: &str| {
@@ -215,6 +230,7 @@ fn summarise(outcomes: &[Outcome], model: &str, seeds: u64, seconds: f64) -> Val
             "knowledge_prior": mean(&harmful, "knowledge_prior"),
             "greedy": mean(&harmful, "greedy"),
             "random": mean(&harmful, "random"),
+            HINDSIGHT: mean(&harmful, HINDSIGHT),
         },
         "tasks_where_agent_wins": {
             "over_random": wins("random"),
@@ -228,20 +244,21 @@ fn summarise(outcomes: &[Outcome], model: &str, seeds: u64, seconds: f64) -> Val
 
 fn print(report: &Value) {
     println!(
-        "{:<22} {:>9} {:>6} {:>7} {:>7} {:>7} {:>7}",
-        "task", "family", "top k", "agent", "random", "greedy", "prior"
+        "{:<22} {:>9} {:>6} {:>7} {:>7} {:>7} {:>7} {:>9}",
+        "task", "family", "top k", "agent", "random", "greedy", "prior", HINDSIGHT
     );
     for (name, t) in report["tasks"].as_object().into_iter().flatten() {
         let m = &t["mean_hits"];
         let f = |k: &str| m[k].as_f64().unwrap_or(f64::NAN);
         println!(
-            "{name:<22} {:>9} {:>6} {:>7.1} {:>7.1} {:>7.1} {:>7.1}",
+            "{name:<22} {:>9} {:>6} {:>7.1} {:>7.1} {:>7.1} {:>7.1} {:>9.1}",
             t["family"].as_str().unwrap_or(""),
             t["top_k"],
             f("agent"),
             f("random"),
             f("greedy"),
-            f("knowledge_prior")
+            f("knowledge_prior"),
+            f(HINDSIGHT)
         );
     }
     println!(

@@ -278,6 +278,27 @@ async fn the_agent_learns_from_its_results_where_the_prior_runs_out() {
 }
 
 #[test]
+fn in_hindsight_the_agents_evidence_ranks_every_gene_by_the_others_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let (backend, runs) = counting(dir.path(), None);
+    let s = setup(dir.path(), "hindsight", task(ALL, 0), backend);
+    let truth = cellwright_loop::truth(&s, &CancelToken::new()).unwrap();
+    let measured = runs.load(Ordering::SeqCst);
+    let picks = cellwright_loop::hindsight(&s, &truth);
+    // The budget (3 × 4), best first; no experiment beyond those the truth ran.
+    assert_eq!(picks.len(), 12);
+    assert_eq!(runs.load(Ordering::SeqCst), measured);
+    // Every hit shares the hit complex with the seven others, all measured at about −2, so
+    // each ranks above every gene of no effect but N1, which the prior (the ribosome, with
+    // H1 and H2) still favours.
+    let rank = |g: &str| picks.iter().position(|p| p == g).unwrap_or(usize::MAX);
+    let last_hit = (1..=8).map(|i| rank(&format!("H{i}"))).max().unwrap();
+    let first_other = (2..=32).map(|i| rank(&format!("N{i}"))).min().unwrap();
+    assert!(last_hit < first_other, "{picks:?}");
+    assert!(rank("N1") < first_other, "{picks:?}");
+}
+
+#[test]
 fn screens_refuse_what_they_cannot_measure() {
     let dir = tempfile::tempdir().unwrap();
     let (screen, _) = screen(dir.path());
