@@ -124,8 +124,7 @@ pub async fn model_for(
         })
         .await?;
         if let Some(chat) = chat {
-            let vocabulary = Arc::new(crate::vocabulary::CatalogueVocabulary::default());
-            return Ok(Arc::new(chat?.with_vocabulary(vocabulary)));
+            return Ok(Arc::new(crate::vocabulary::with_catalogue(chat?)));
         }
     }
     Ok(cellwright_llm::model_from_spec(spec)?)

@@ -63,7 +63,7 @@ pub async fn run(args: ServeArgs, cancel: CancelToken) -> anyhow::Result<u8> {
         )
     })??;
     let served = Arc::new(Served {
-        chat,
+        chat: crate::vocabulary::with_catalogue(chat),
         embedder: embedder?,
     });
     let listener = tokio::net::TcpListener::bind(args.addr)

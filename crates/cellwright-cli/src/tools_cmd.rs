@@ -65,6 +65,7 @@ pub async fn run(globals: &Globals, cmd: ToolsCommand) -> anyhow::Result<u8> {
             .ok_or_else(|| {
                 anyhow::anyhow!("`{model}` is not an embedded model (embedded, gguf:<file>)")
             })??;
+            let chat = crate::vocabulary::with_catalogue(chat);
             let request = ChatRequest {
                 messages: vec![
                     Message::system(AgentConfig::default().system_prompt),

@@ -8,14 +8,45 @@ use cellwright_core::{Vocabulary, domains};
 use cellwright_data::boolean::BooleanNetwork;
 use cellwright_data::catalogue::{self, CATALOGUE, Kind, MODEL_DATASETS};
 use cellwright_data::genedb::GeneDb;
+use cellwright_llm::embedded::EmbeddedChat;
 
-/// Genes, Boolean models, their nodes and data sets, each read once on first use.
-#[derive(Debug, Default)]
+/// `chat` reading its tools' argument domains from the catalogue's cache, as every command
+/// that runs the embedded model does.
+pub fn with_catalogue(chat: EmbeddedChat) -> EmbeddedChat {
+    chat.with_vocabulary(std::sync::Arc::new(CatalogueVocabulary::default()))
+}
+
+/// Genes, Boolean models, their nodes and data sets, each read once its data are cached.
+#[derive(Debug)]
 pub struct CatalogueVocabulary {
     /// Symbols and aliases as spelled, and lower-case.
-    genes: OnceLock<Option<(HashSet<String>, HashSet<String>)>>,
+    genes: Loaded<(HashSet<String>, HashSet<String>)>,
     /// Model names and node names, lower-case.
-    models: OnceLock<Option<(HashSet<String>, HashSet<String>)>>,
+    models: Loaded<(HashSet<String>, HashSet<String>)>,
+}
+
+impl Default for CatalogueVocabulary {
+    fn default() -> Self {
+        Self {
+            genes: Loaded(OnceLock::new(), read_genes),
+            models: Loaded(OnceLock::new(), read_models),
+        }
+    }
+}
+
+/// A value read on first use that finds its data: until then each use looks again (a look
+/// at the cache's files), so data a tool fetches during the run count from then on.
+#[derive(Debug)]
+struct Loaded<T>(OnceLock<T>, fn() -> Option<T>);
+
+impl<T> Loaded<T> {
+    fn get(&self) -> Option<&T> {
+        if let Some(value) = self.0.get() {
+            return Some(value);
+        }
+        let value = (self.1)()?;
+        Some(self.0.get_or_init(|| value))
+    }
 }
 
 impl Vocabulary for CatalogueVocabulary {
@@ -26,7 +57,7 @@ impl Vocabulary for CatalogueVocabulary {
             domains::GENE => {
                 let value = value.trim();
                 let entrez = !key.is_empty() && key.bytes().all(|b| b.is_ascii_digit());
-                let (spelled, lower) = self.genes.get_or_init(read_genes).as_ref()?;
+                let (spelled, lower) = self.genes.get()?;
                 // A plain lower-case word ("set", "was") is a gene only as spelled; one or two
                 // letters ("T", "GO") never are, though aliases.
                 let plain = value.chars().all(|c| c.is_ascii_lowercase());
@@ -42,11 +73,11 @@ impl Vocabulary for CatalogueVocabulary {
                 )
             }
             domains::BOOLEAN_MODEL => {
-                let (models, _) = self.models.get_or_init(read_models).as_ref()?;
+                let (models, _) = self.models.get()?;
                 Some(models.contains(&key) || file())
             }
             domains::MODEL_NODE => {
-                let (_, nodes) = self.models.get_or_init(read_models).as_ref()?;
+                let (_, nodes) = self.models.get()?;
                 Some(nodes.contains(&key))
             }
             domains::DATASET => Some(
@@ -108,6 +139,20 @@ fn read_models() -> Option<(HashSet<String>, HashSet<String>)> {
 mod tests {
     use super::*;
     use cellwright_core::{CancelToken, NoProgress};
+
+    #[test]
+    fn data_not_cached_yet_are_looked_for_again_and_then_kept() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static LOOKS: AtomicUsize = AtomicUsize::new(0);
+        fn there_from_the_second_look() -> Option<u32> {
+            (LOOKS.fetch_add(1, Ordering::SeqCst) >= 1).then_some(7)
+        }
+        let loaded = Loaded(OnceLock::new(), there_from_the_second_look);
+        assert_eq!(loaded.get(), None);
+        assert_eq!(loaded.get(), Some(&7));
+        assert_eq!(loaded.get(), Some(&7));
+        assert_eq!(LOOKS.load(Ordering::SeqCst), 2);
+    }
 
     #[test]
     fn the_catalogue_knows_genes_models_nodes_and_data_sets() {

@@ -121,14 +121,51 @@ pub struct GoTermsArgs {
     #[schemars(extend("x-domain" = cellwright_core::domains::GENE))]
     pub gene: String,
     pub aspect: AspectChoice,
+    /// At most this many terms, the best supported first (default 40).
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 500))]
+    pub limit: Option<u32>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct GoTermsOutput {
     pub gene: String,
+    /// How many terms it has in the aspect, in all.
     pub count: usize,
-    /// At most 200, by aspect then id.
+    /// The best supported first: experimental evidence (EXP, IDA, IMP, …), then curated
+    /// statements (TAS, IC), inferences from related genes (IBA, ISS, …), author statements
+    /// (NAS) and electronic annotation (IEA); then by how many kinds of evidence, and id.
     pub terms: Vec<Annotation>,
+}
+
+/// How strongly an evidence code supports an annotation: 0 is strongest.
+fn evidence_tier(code: &str) -> u8 {
+    match code {
+        "EXP" | "IDA" | "IPI" | "IMP" | "IGI" | "IEP" | "HTP" | "HDA" | "HMP" | "HGI" | "HEP" => 0,
+        "TAS" | "IC" => 1,
+        "IBA" | "IBD" | "IKR" | "IRD" | "ISS" | "ISO" | "ISA" | "ISM" | "IGC" | "RCA" => 2,
+        "NAS" => 3,
+        "IEA" => 4,
+        _ => 5,
+    }
+}
+
+/// `terms`, the best supported first (as [`GoTermsOutput::terms`]).
+fn best_supported(mut terms: Vec<Annotation>) -> Vec<Annotation> {
+    let tier = |a: &Annotation| {
+        a.evidence
+            .iter()
+            .map(|c| evidence_tier(c))
+            .min()
+            .unwrap_or(5)
+    };
+    terms.sort_by(|a, b| {
+        tier(a)
+            .cmp(&tier(b))
+            .then(b.evidence.len().cmp(&a.evidence.len()))
+            .then_with(|| a.go_id.cmp(&b.go_id))
+    });
+    terms
 }
 
 impl Tool for GoTerms {
@@ -142,6 +179,10 @@ impl Tool for GoTerms {
             .to_owned()
     }
 
+    fn answer_template(&self) -> Option<String> {
+        Some(include_str!("../../../prompts/answers/go_terms.jinja").to_owned())
+    }
+
     async fn call(&self, ctx: &ToolCtx, args: Self::Args) -> Result<Self::Output, ToolError> {
         let db = self.0.get(ctx).await?;
         let aspects: &[Aspect] = match args.aspect {
@@ -151,10 +192,11 @@ impl Tool for GoTerms {
             AspectChoice::All => &Aspect::ALL,
         };
         let (gene, terms) = db.go_terms(&args.gene, aspects).await.map_err(tool_error)?;
+        let limit = args.limit.map_or(40, |n| n as usize);
         Ok(GoTermsOutput {
             gene: gene.symbol,
             count: terms.len(),
-            terms: terms.into_iter().take(200).collect(),
+            terms: best_supported(terms).into_iter().take(limit).collect(),
         })
     }
 }

@@ -417,6 +417,7 @@ pub async fn tool_choice(args: BenchArgs) -> anyhow::Result<u8> {
     })
     .await?
     .context("the embedded model")??;
+    let chat = crate::vocabulary::with_catalogue(chat);
     let variants = [
         ("constrained_routed", chat.clone()),
         ("constrained", chat.clone().without_router()),

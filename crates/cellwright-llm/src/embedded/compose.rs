@@ -201,6 +201,7 @@ pub fn copying(schema: &Value, sources: Sources) -> Value {
         ],
         &|v| copying(v, sources),
     );
+    reserve_for_domains(map, &mut out, sources);
     require_cued(map, &mut out, sources.question);
     drop_null_when_named(map, &mut out);
     let default = map.get("default");
@@ -384,12 +385,145 @@ fn require_cued(
                 .and_then(Value::as_u64)
                 .unwrap_or(0);
             narrowed.insert("minItems".into(), json!(min.max(1)));
+            // "GATA2 and FOG1 knocked out" asks for both, and only them: a small model would
+            // name one, or one twice.
+            let cues: Vec<&str> = properties[&name]
+                .get(CUES_KEYWORD)
+                .and_then(Value::as_array)
+                .map(|c| c.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let together = narrowed
+                .get("items")
+                .and_then(|i| i.get("enum"))
+                .and_then(Value::as_array)
+                .map(|choices| named_together(question, choices, &cues))
+                .unwrap_or_default();
+            let fits = narrowed
+                .get("maxItems")
+                .and_then(Value::as_u64)
+                .is_none_or(|max| together.len() as u64 <= max);
+            if together.len() > 1 && fits {
+                let pinned: Vec<Value> = together.iter().map(|g| json!({"const": g})).collect();
+                narrowed.insert("prefixItems".into(), Value::Array(pinned));
+                narrowed.insert("minItems".into(), json!(together.len()));
+                narrowed.insert("maxItems".into(), json!(together.len()));
+            }
         }
         let required = out.entry("required").or_insert_with(|| json!([]));
         if let Value::Array(required) = required
             && !required.contains(&json!(name))
         {
             required.push(json!(name));
+        }
+    }
+}
+
+/// The longest run of `choices` the request names one after another, joined by a comma,
+/// `and`, `&`, `+` or `/`, next to one of `cues` (up to two words before it, or the word
+/// after it): "knocking out GATA2 and FOG1", "with SPI1, GATA1 and GATA2 knocked out".
+fn named_together(question: &str, choices: &[Value], cues: &[&str]) -> Vec<String> {
+    let is_choice = |w: &str| choices.iter().any(|c| c.as_str() == Some(w));
+    let cue = |w: &str| {
+        let w = trim_word(w).to_lowercase();
+        cues.iter().any(|c| w.starts_with(&c.to_lowercase()))
+    };
+    let tokens: Vec<&str> = question.split_whitespace().collect();
+    // Runs as (first token, last token, names).
+    let mut runs: Vec<(usize, usize, Vec<String>)> = Vec::new();
+    let mut current: Option<(usize, usize, Vec<String>)> = None;
+    let mut joined = false;
+    for (i, token) in tokens.iter().enumerate() {
+        let parts: Vec<&str> = token.split('/').map(trim_word).collect();
+        let connector = ["and", "&", "+"].contains(&trim_word(token).to_lowercase().as_str());
+        if parts.iter().all(|p| is_choice(p)) {
+            let names = parts.iter().map(|p| (*p).to_owned());
+            current = match current.take() {
+                Some((first, _, mut run)) if joined => {
+                    run.extend(names);
+                    Some((first, i, run))
+                }
+                other => {
+                    runs.extend(other);
+                    Some((i, i, names.collect()))
+                }
+            };
+            joined = token.trim_end_matches(['"', '\'', ')']).ends_with(',');
+        } else if connector && current.is_some() {
+            joined = true;
+        } else {
+            runs.extend(current.take());
+            joined = false;
+        }
+    }
+    runs.extend(current);
+    runs.into_iter()
+        .filter(|(first, last, _)| {
+            tokens[first.saturating_sub(2)..*first]
+                .iter()
+                .any(|w| cue(w))
+                || tokens.get(last + 1).is_some_and(|w| cue(w))
+        })
+        .map(|(_, _, names)| names)
+        .max_by_key(Vec::len)
+        .unwrap_or_default()
+}
+
+/// The spans a vocabulary places in an argument's domain are that argument's: a sibling with
+/// no domain of its own (a group, a label) copies from the other spans, so that "the
+/// Dendritic cells in pbmc68k_reduced" gives the data set to `dataset` and leaves
+/// "Dendritic cells" to `group_by`. Nothing is reserved when nothing would be left, nor from
+/// numbers.
+fn reserve_for_domains(
+    map: &serde_json::Map<String, Value>,
+    out: &mut serde_json::Map<String, Value>,
+    sources: Sources,
+) {
+    let (Some(vocabulary), Some(Value::Object(properties))) =
+        (sources.vocabulary, map.get("properties"))
+    else {
+        return;
+    };
+    // A list's domains are its items'.
+    let domains = |p: &Value| -> Vec<String> {
+        let Value::Object(p) = p else {
+            return Vec::new();
+        };
+        let own = domains_of(p);
+        let of_items = match p.get("items") {
+            Some(Value::Object(items)) => domains_of(items),
+            _ => Vec::new(),
+        };
+        own.into_iter().chain(of_items).map(str::to_owned).collect()
+    };
+    let taken: Vec<String> = properties.values().flat_map(domains).collect();
+    let rest: Vec<String> = sources
+        .candidates
+        .iter()
+        .filter(|c| !taken.iter().any(|d| vocabulary.admits(d, c) == Some(true)))
+        .cloned()
+        .collect();
+    if taken.is_empty() || rest.is_empty() || rest.len() == sources.candidates.len() {
+        return;
+    }
+    let Some(Value::Object(narrowed)) = out.get_mut("properties") else {
+        return;
+    };
+    // Text, or lists of it: numbers and choices are not copied from spans.
+    let text = |p: &Value| {
+        let p = p.get("items").unwrap_or(p);
+        match p.get("type") {
+            Some(Value::String(t)) => t == "string",
+            Some(Value::Array(ts)) => ts.contains(&json!("string")),
+            _ => false,
+        }
+    };
+    for (name, p) in properties {
+        if domains(p).is_empty() && text(p) {
+            let sources = Sources {
+                candidates: &rest,
+                ..sources
+            };
+            narrowed.insert(name.clone(), copying(p, sources));
         }
     }
 }
@@ -736,7 +870,11 @@ mod tests {
         // A list's domains are its items'; a domain the vocabulary cannot tell admits all.
         assert_eq!(out["properties"]["knockouts"]["items"]["enum"], all);
         assert_eq!(out["properties"]["model"]["enum"], all);
-        assert_eq!(out["properties"]["note"]["enum"], all);
+        // A span in a sibling's domain is the sibling's.
+        assert_eq!(
+            out["properties"]["note"]["enum"],
+            json!(["knocked", "CORUM complexes"])
+        );
         // No candidate in the domain: all stay, and the tool names close values.
         let lower: Vec<String> = vec!["knocked".into()];
         let out = copying(
@@ -753,6 +891,61 @@ mod tests {
         assert_eq!(
             copying(&only_genes, from(&candidates, Some(&Genes)))["items"]["enum"],
             json!(["TP53"])
+        );
+    }
+
+    #[test]
+    fn genes_named_together_are_asked_for_together() {
+        let schema = json!({
+            "type": "object",
+            "properties": {
+                "knockouts": {"type": "array", "items": {"type": "string"}, "default": [],
+                              "x-domain": "gene", "x-cues": ["knock"], "maxItems": 3},
+                "group": {"type": ["string", "null"], "default": null}
+            }
+        });
+        let candidates: Vec<String> = ["GATA2", "FOG1", "PU1", "SPI1", "Dendritic cells"]
+            .map(String::from)
+            .into();
+        let pinned = |question| {
+            let sources = Sources {
+                candidates: &candidates,
+                question,
+                vocabulary: Some(&Genes),
+            };
+            let list = &copying(&schema, sources)["properties"]["knockouts"];
+            let consts: Vec<&str> = list["prefixItems"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p["const"].as_str())
+                .collect();
+            if !consts.is_empty() {
+                assert_eq!(list["minItems"], json!(consts.len()));
+                assert_eq!(list["maxItems"], json!(consts.len()));
+            }
+            consts.join(" ")
+        };
+        assert_eq!(pinned("Knock out GATA2 and FOG1 together."), "GATA2 FOG1");
+        assert_eq!(pinned("Knock out GATA2, FOG1 and PU1"), "GATA2 FOG1 PU1");
+        assert_eq!(pinned("knocking out GATA2/FOG1"), "GATA2 FOG1");
+        assert_eq!(pinned("with GATA2 and PU1 knocked out?"), "GATA2 PU1");
+        // Never more than the list holds.
+        assert_eq!(pinned("Knock out GATA2, FOG1, PU1 and SPI1"), "");
+        // Named apart, or away from the cue, each may be asked of the other.
+        assert_eq!(pinned("What happens to PU1 with GATA2 knocked out?"), "");
+        assert_eq!(pinned("GATA2 knocked out, and PU1?"), "");
+        assert_eq!(pinned("Knock out SPI1 and see GATA2 and FOG1"), "");
+        // The genes are the list's; the group copies from the other spans.
+        let sources = Sources {
+            candidates: &candidates,
+            question: "Knock out GATA2 in Dendritic cells",
+            vocabulary: Some(&Genes),
+        };
+        let out = copying(&schema, sources);
+        assert_eq!(
+            out["properties"]["group"]["enum"],
+            json!(["Dendritic cells", null])
         );
     }
 
@@ -778,9 +971,9 @@ mod tests {
                 "direction": {"type": "string", "enum": ["knockout", "overexpression"], "default": "knockout"},
                 "top": {"type": "integer", "minimum": 1, "maximum": 50, "default": 10},
                 "seed": {"type": ["integer", "null"], "default": null},
-                "node": {"type": ["string", "null"], "default": null, "x-cues": ["regulat"]},
+                "node": {"type": ["string", "null"], "default": null, "x-cues": ["regulat"], "x-domain": "model_node"},
                 "tfs": {"type": "boolean", "default": false, "x-cues": ["transcription"]},
-                "knockouts": {"type": "array", "items": {"type": "string"}, "default": [], "x-cues": ["knock", "ko"]},
+                "knockouts": {"type": "array", "items": {"type": "string"}, "default": [], "x-cues": ["knock", "ko"], "x-domain": "gene"},
                 "genes": {"type": "array", "items": {"type": "string"}, "default": [], "x-domain": "gene"},
                 "reference": {"type": ["string", "null"], "default": null, "x-domain": "gene"}
             }
@@ -804,10 +997,7 @@ mod tests {
         // Cues: "Knock" is a knockout's, nothing in it asks for a node's regulators.
         assert_eq!(p["node"]["enum"], json!([null]));
         assert_eq!(p["tfs"]["enum"], json!([false]));
-        assert_eq!(
-            p["knockouts"]["items"]["enum"],
-            json!(["PU1", "3", "100", "2.5"])
-        );
+        assert_eq!(p["knockouts"]["items"]["enum"], json!(["PU1", "3", "100"]));
         assert!(p["knockouts"].get("maxItems").is_none());
         // Cued, so asked for: required, and not empty.
         assert_eq!(p["knockouts"]["minItems"], json!(1));

@@ -23,16 +23,36 @@ async fn the_tools_answer_from_one_shared_database() {
         (gene.symbol.as_str(), gene.cytobands[0].as_str()),
         ("BRCA1", "17q21.31")
     );
-    let terms = GoTerms(handle.clone())
-        .call(
+    let tool = GoTerms(handle.clone());
+    let go_terms = |gene: &str, limit| {
+        tool.call(
             &ctx,
             GoTermsArgs {
-                gene: "GAPDH".into(),
+                gene: gene.into(),
                 aspect: AspectChoice::All,
+                limit,
             },
         )
-        .await
-        .unwrap();
+    };
+    // The best supported 40: experimental evidence before electronic annotation.
+    let best = go_terms("TP53", None).await.unwrap();
+    assert_eq!(best.terms.len(), 40);
+    assert!(best.count > 40, "{}", best.count);
+    let experimental = |t: &cellwright_data::genedb::Annotation| {
+        t.evidence
+            .iter()
+            .any(|c| ["IDA", "IMP", "IPI", "EXP"].contains(&c.as_str()))
+    };
+    assert!(experimental(&best.terms[0]), "{:?}", best.terms[0]);
+    assert!(
+        best.terms
+            .iter()
+            .all(|t| experimental(t) || t.evidence.iter().all(|c| c != "IEA")),
+        "{:?}",
+        best.terms
+    );
+    let terms = go_terms("GAPDH", Some(500)).await.unwrap();
+    assert_eq!(terms.terms.len(), terms.count);
     assert!(terms.terms.iter().any(|t| t.go_id == "GO:0006096"));
     assert!(
         terms
