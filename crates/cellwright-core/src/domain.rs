@@ -47,6 +47,8 @@ pub mod cues {
     pub const MARKERS: &[&str] = &["marker", "mark"];
     /// A node's regulators.
     pub const REGULATION: &[&str] = &["regulat", "input", "edge", "wir", "control"];
+    /// A background (universe) the genes were drawn from.
+    pub const BACKGROUND: &[&str] = &["background", "universe", "drawn"];
 }
 
 /// Which values belong to which domains.

@@ -334,7 +334,8 @@ fn markers(
 
 /// The categorical annotation that has a group named `name` (ignoring case and a trailing
 /// "cells"), or else the group whose name `name` holds (the longest: "markers of CD19+ B
-/// cells"), with the group's own spelling.
+/// cells"), or else the one group whose name starts with `name`, with the group's own
+/// spelling.
 fn group_named<'a>(values: &'a ExpressionMatrix, name: &str) -> Option<(&'a str, String)> {
     let text = name.trim().to_lowercase();
     let name = text
@@ -358,6 +359,19 @@ fn group_named<'a>(values: &'a ExpressionMatrix, name: &str) -> Option<(&'a str,
             !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
         })
     };
+    // The one group whose name starts with `name` as a word ("CD56+" for "CD56+ NK"; "CD4+"
+    // starts several, and names none).
+    let started = || {
+        let mut by_start = groups().filter(|(_, g)| {
+            g.to_lowercase()
+                .strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(|c: char| !c.is_alphanumeric()))
+        });
+        match (by_start.next(), by_start.next()) {
+            (Some(one), None) => Some(one),
+            _ => None,
+        }
+    };
     groups()
         .find(|(_, g)| g.to_lowercase() == name)
         .or_else(|| {
@@ -365,6 +379,7 @@ fn group_named<'a>(values: &'a ExpressionMatrix, name: &str) -> Option<(&'a str,
                 .filter(|(_, g)| held(g))
                 .max_by_key(|(_, g)| g.chars().count())
         })
+        .or_else(|| (!name.is_empty()).then(started).flatten())
         .map(|(column, g)| (column, g.clone()))
 }
 

@@ -86,6 +86,8 @@ pub struct GeneSetEnrichmentArgs {
     pub collection: CollectionName,
     /// The genes the list was drawn from (default: every gene of the collection).
     #[serde(default)]
+    #[schemars(extend("x-domain" = cellwright_core::domains::GENE))]
+    #[schemars(extend("x-cues" = cellwright_core::cues::BACKGROUND))]
     pub background: Option<Vec<String>>,
     /// How many sets to return, smallest p first.
     #[serde(default = "default_top")]

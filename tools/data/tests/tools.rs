@@ -266,6 +266,22 @@ async fn a_loaded_data_set_is_described_with_the_markers_biology_expects() {
         .await
         .unwrap();
     assert_eq!(held.markers[0].group, "CD19+ B");
+    // The start of one group's name names it; the start of several names none.
+    let describe = DescribeDataset(loaded.clone());
+    let group_by = |name: &str| {
+        describe.call(
+            &ctx,
+            args(serde_json::json!({"name": "pbmc68k_reduced", "group_by": name})),
+        )
+    };
+    assert_eq!(
+        group_by("CD56+").await.unwrap().markers[0].group,
+        "CD56+ NK"
+    );
+    assert!(matches!(
+        group_by("CD4+").await.unwrap_err(),
+        ToolError::NotFound { .. }
+    ));
 
     let err = DescribeDataset(loaded.clone())
         .call(

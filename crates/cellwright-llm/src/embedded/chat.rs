@@ -14,7 +14,8 @@ use llguidance::api::TopLevelGrammar;
 use serde_json::{Value, json};
 
 use super::compose::{
-    Sources, compose_answer, compose_failures, copy_candidates, copying, generic, since_question,
+    Sources, by_shape, compose_answer, compose_failures, copy_candidates, copying, generic,
+    since_question,
 };
 use super::engine::{Engine, Generated, SamplingParams};
 use super::minilm::{MiniLm, cosine};
@@ -358,15 +359,18 @@ impl EmbeddedChat {
                 .iter()
                 .rfind(|m| m.role == Role::User)
                 .map_or("", |m| m.content.as_str());
-            let query = match &self.vocabulary {
+            let routed = match &self.vocabulary {
                 Some(vocabulary) => generic(query, vocabulary.as_ref()),
                 None => query.to_owned(),
             };
-            let chosen = router.route(&query, &listed)?;
+            let chosen = router.route(&routed, &listed)?;
             listed = chosen
                 .iter()
                 .filter_map(|n| pool.iter().copied().find(|t| &t.name == n))
                 .collect();
+            if let Some(vocabulary) = &self.vocabulary {
+                listed = by_shape(query, vocabulary.as_ref(), listed);
+            }
         }
         // Free decoding must be told the call format; under the grammar, saying it made this
         // model's arguments worse (the grammar already holds it to the format).

@@ -9,7 +9,8 @@
 //!   tool's, and the citations are exact.
 
 use cellwright_core::{
-    CUES_KEYWORD, ChatRequest, DOMAIN_KEYWORD, Message, Role, Vocabulary, domains, domains_of,
+    CUES_KEYWORD, ChatRequest, DOMAIN_KEYWORD, Message, Role, ToolSpec, Vocabulary, domains,
+    domains_of,
 };
 use serde_json::{Value, json};
 
@@ -90,34 +91,92 @@ pub fn copy_candidates(request: &ChatRequest) -> Vec<String> {
 /// English are looked up (with an upper-case letter, a digit or `_`), and none shorter than
 /// three letters ("GO" and "T" are gene aliases too).
 pub fn generic(question: &str, vocabulary: &dyn Vocabulary) -> String {
-    const NAMES: [(&str, &str); 4] = [
-        (domains::DATASET, "a data set"),
-        (domains::BOOLEAN_MODEL, "a Boolean model"),
-        (domains::GENE, "a gene"),
-        (domains::MODEL_NODE, "a node"),
-    ];
     question
         .split_whitespace()
         .map(|word| {
             let name = trim_word(word);
-            let special = name.chars().count() > 2
-                && name
-                    .chars()
-                    .any(|c| c.is_uppercase() || c.is_ascii_digit() || c == '_');
-            let domain = special
-                .then(|| {
-                    NAMES
-                        .iter()
-                        .find(|(d, _)| vocabulary.admits(d, name) == Some(true))
-                })
-                .flatten();
-            match domain {
+            match domain_of(name, vocabulary) {
                 Some((_, generic)) => word.replacen(name, generic, 1),
                 None => word.to_owned(),
             }
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// The domain a vocabulary places a (trimmed) word of a question in, and the domain's generic
+/// name, as [`generic`] reads words.
+fn domain_of(name: &str, vocabulary: &dyn Vocabulary) -> Option<(&'static str, &'static str)> {
+    const NAMES: [(&str, &str); 4] = [
+        (domains::DATASET, "a data set"),
+        (domains::BOOLEAN_MODEL, "a Boolean model"),
+        (domains::GENE, "a gene"),
+        (domains::MODEL_NODE, "a node"),
+    ];
+    let special = name.chars().count() > 2
+        && name
+            .chars()
+            .any(|c| c.is_uppercase() || c.is_ascii_digit() || c == '_');
+    if !special {
+        return None;
+    }
+    NAMES
+        .iter()
+        .find(|(d, _)| vocabulary.admits(d, name) == Some(true))
+        .copied()
+}
+
+/// `tools` without those that take one value of a domain the question names several of
+/// ("among MCM2, MCM3 and MCM4" are genes), when others take a list of it: the question is
+/// about the list. The order is kept; nothing is dropped when no tool takes such a list.
+pub fn by_shape<'t>(
+    question: &str,
+    vocabulary: &dyn Vocabulary,
+    tools: Vec<&'t ToolSpec>,
+) -> Vec<&'t ToolSpec> {
+    let mut named: Vec<(&str, &str)> = question
+        .split_whitespace()
+        .map(trim_word)
+        .filter_map(|w| domain_of(w, vocabulary).map(|(d, _)| (d, w)))
+        .collect();
+    named.sort_unstable();
+    named.dedup();
+    // Each argument's domains, and whether it is a list.
+    let arguments = |t: &ToolSpec| -> Vec<(Vec<String>, bool)> {
+        let Some(Value::Object(properties)) = t.parameters.get("properties") else {
+            return Vec::new();
+        };
+        properties
+            .values()
+            .filter_map(Value::as_object)
+            .map(|p| {
+                let items = p.get("items").and_then(Value::as_object);
+                let mut ds: Vec<String> = domains_of(p).into_iter().map(str::to_owned).collect();
+                ds.extend(items.into_iter().flat_map(domains_of).map(str::to_owned));
+                (ds, items.is_some())
+            })
+            .collect()
+    };
+    let takes = |t: &ToolSpec, domain: &str, list: bool| {
+        arguments(t)
+            .iter()
+            .any(|(ds, is_list)| *is_list == list && ds.iter().any(|d| d == domain))
+    };
+    let mut kept = tools;
+    for domain in [
+        domains::GENE,
+        domains::MODEL_NODE,
+        domains::DATASET,
+        domains::BOOLEAN_MODEL,
+    ] {
+        if named.iter().filter(|(d, _)| *d == domain).count() < 2
+            || !kept.iter().any(|t| takes(t, domain, true))
+        {
+            continue;
+        }
+        kept.retain(|t| takes(t, domain, true) || !takes(t, domain, false));
+    }
+    kept
 }
 
 /// The latest question and the messages after it.
@@ -203,6 +262,7 @@ pub fn copying(schema: &Value, sources: Sources) -> Value {
     );
     reserve_for_domains(map, &mut out, sources);
     require_cued(map, &mut out, sources.question);
+    pin_named_together(map, &mut out, sources.question);
     drop_null_when_named(map, &mut out);
     let default = map.get("default");
     // The request does not use the argument's cues: it stays at its default.
@@ -303,10 +363,29 @@ pub fn copying(schema: &Value, sources: Sources) -> Value {
             .get("maxLength")
             .and_then(Value::as_u64)
             .unwrap_or(u64::MAX);
+        // A cue says the argument is wanted, never what it is: "markers of CD14+ Monocyte"
+        // asks for a group, not for one named "markers".
+        let cues: Vec<String> = map
+            .get(CUES_KEYWORD)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_lowercase)
+            .collect();
+        let cued = |c: &String| {
+            let first = c.split_whitespace().next().unwrap_or("").to_lowercase();
+            cues.iter().any(|cue| first.starts_with(cue))
+        };
         let fitting: Vec<&String> = candidates
             .iter()
             .filter(|c| (min..=max).contains(&(c.chars().count() as u64)))
             .collect();
+        let fitting = if fitting.iter().all(|c| cued(c)) {
+            fitting
+        } else {
+            fitting.into_iter().filter(|c| !cued(c)).collect()
+        };
         let admitted: Vec<&String> = if domains.is_empty() {
             Vec::new()
         } else {
@@ -385,29 +464,6 @@ fn require_cued(
                 .and_then(Value::as_u64)
                 .unwrap_or(0);
             narrowed.insert("minItems".into(), json!(min.max(1)));
-            // "GATA2 and FOG1 knocked out" asks for both, and only them: a small model would
-            // name one, or one twice.
-            let cues: Vec<&str> = properties[&name]
-                .get(CUES_KEYWORD)
-                .and_then(Value::as_array)
-                .map(|c| c.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default();
-            let together = narrowed
-                .get("items")
-                .and_then(|i| i.get("enum"))
-                .and_then(Value::as_array)
-                .map(|choices| named_together(question, choices, &cues))
-                .unwrap_or_default();
-            let fits = narrowed
-                .get("maxItems")
-                .and_then(Value::as_u64)
-                .is_none_or(|max| together.len() as u64 <= max);
-            if together.len() > 1 && fits {
-                let pinned: Vec<Value> = together.iter().map(|g| json!({"const": g})).collect();
-                narrowed.insert("prefixItems".into(), Value::Array(pinned));
-                narrowed.insert("minItems".into(), json!(together.len()));
-                narrowed.insert("maxItems".into(), json!(together.len()));
-            }
         }
         let required = out.entry("required").or_insert_with(|| json!([]));
         if let Value::Array(required) = required
@@ -418,9 +474,65 @@ fn require_cued(
     }
 }
 
+/// Pins a list of domain values to those the request names together: "knocking out GATA2 and
+/// FOG1" asks for both and only them, "among MCM2, MCM3 and MCM4" for the three, and a small
+/// model would name one, or one several times. A list with cues takes only a run next to one
+/// of them; a list whose cues the request does not use is left at its default, and a list of
+/// no domain is left alone (any words may be named together).
+fn pin_named_together(
+    map: &serde_json::Map<String, Value>,
+    out: &mut serde_json::Map<String, Value>,
+    question: &str,
+) {
+    let Some(Value::Object(properties)) = map.get("properties") else {
+        return;
+    };
+    let Some(Value::Object(narrowed)) = out.get_mut("properties") else {
+        return;
+    };
+    for (name, p) in properties {
+        let Some(Value::Object(list)) = narrowed.get_mut(name) else {
+            continue;
+        };
+        let Some(choices) = list
+            .get("items")
+            .and_then(|i| i.get("enum"))
+            .and_then(Value::as_array)
+        else {
+            continue;
+        };
+        let in_domain = p.as_object().is_some_and(|p| {
+            !domains_of(p).is_empty()
+                || p.get("items")
+                    .and_then(Value::as_object)
+                    .is_some_and(|i| !domains_of(i).is_empty())
+        });
+        if !in_domain || list.get("maxItems") == Some(&json!(0)) {
+            continue;
+        }
+        let cues: Vec<&str> = p
+            .get(CUES_KEYWORD)
+            .and_then(Value::as_array)
+            .map(|c| c.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let together = named_together(question, choices, &cues);
+        let fits = |key: &str, ok: &dyn Fn(u64) -> bool| {
+            list.get(key).and_then(Value::as_u64).is_none_or(ok)
+        };
+        let n = together.len() as u64;
+        if n > 1 && fits("maxItems", &|max| n <= max) && fits("minItems", &|min| n >= min) {
+            let pinned: Vec<Value> = together.iter().map(|g| json!({"const": g})).collect();
+            list.insert("prefixItems".into(), Value::Array(pinned));
+            list.insert("minItems".into(), json!(n));
+            list.insert("maxItems".into(), json!(n));
+        }
+    }
+}
+
 /// The longest run of `choices` the request names one after another, joined by a comma,
 /// `and`, `&`, `+` or `/`, next to one of `cues` (up to two words before it, or the word
-/// after it): "knocking out GATA2 and FOG1", "with SPI1, GATA1 and GATA2 knocked out".
+/// after it) when there are cues: "knocking out GATA2 and FOG1", "with SPI1, GATA1 and GATA2
+/// knocked out".
 fn named_together(question: &str, choices: &[Value], cues: &[&str]) -> Vec<String> {
     let is_choice = |w: &str| choices.iter().any(|c| c.as_str() == Some(w));
     let cue = |w: &str| {
@@ -458,9 +570,10 @@ fn named_together(question: &str, choices: &[Value], cues: &[&str]) -> Vec<Strin
     runs.extend(current);
     runs.into_iter()
         .filter(|(first, last, _)| {
-            tokens[first.saturating_sub(2)..*first]
-                .iter()
-                .any(|w| cue(w))
+            cues.is_empty()
+                || tokens[first.saturating_sub(2)..*first]
+                    .iter()
+                    .any(|w| cue(w))
                 || tokens.get(last + 1).is_some_and(|w| cue(w))
         })
         .map(|(_, _, names)| names)
@@ -749,7 +862,7 @@ fn render(value: &Value) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use cellwright_core::{Effects, ToolCallRequest, ToolSpec};
+    use cellwright_core::{Effects, ToolCallRequest};
 
     use super::*;
 
@@ -936,6 +1049,24 @@ mod tests {
         assert_eq!(pinned("What happens to PU1 with GATA2 knocked out?"), "");
         assert_eq!(pinned("GATA2 knocked out, and PU1?"), "");
         assert_eq!(pinned("Knock out SPI1 and see GATA2 and FOG1"), "");
+        // A list with no cues takes the longest run anywhere; one of no domain is left alone.
+        let genes = json!({"type": "object", "properties": {
+            "genes": {"type": "array", "items": {"type": "string"}, "x-domain": "gene", "minItems": 2},
+            "words": {"type": "array", "items": {"type": "string"}}
+        }});
+        let sources = Sources {
+            candidates: &candidates,
+            question: "Is PU1 enriched? Among GATA2, FOG1 and SPI1?",
+            vocabulary: Some(&Genes),
+        };
+        let out = copying(&genes, sources);
+        assert_eq!(
+            out["properties"]["genes"]["prefixItems"]
+                .as_array()
+                .map(Vec::len),
+            Some(3)
+        );
+        assert!(out["properties"]["words"].get("prefixItems").is_none());
         // The genes are the list's; the group copies from the other spans.
         let sources = Sources {
             candidates: &candidates,
@@ -947,6 +1078,70 @@ mod tests {
             out["properties"]["group"]["enum"],
             json!(["Dendritic cells", null])
         );
+    }
+
+    #[test]
+    fn a_cue_is_never_the_value_it_asks_for() {
+        let schema = json!({"type": ["string", "null"], "default": null, "x-cues": ["mark"]});
+        let candidates: Vec<String> = ["markers", "markers of CD14+", "CD14+ Monocyte", "CD14+"]
+            .map(String::from)
+            .into();
+        let sources = Sources {
+            candidates: &candidates,
+            question: "markers of CD14+ Monocyte",
+            vocabulary: None,
+        };
+        assert_eq!(
+            copying(&schema, sources)["enum"],
+            json!(["CD14+ Monocyte", "CD14+", null])
+        );
+        // Only cue words to copy: they stay, and the tool names close values.
+        let only: Vec<String> = vec!["markers".into()];
+        let sources = Sources {
+            candidates: &only,
+            ..sources
+        };
+        assert_eq!(copying(&schema, sources)["enum"], json!(["markers", null]));
+    }
+
+    #[test]
+    fn several_genes_go_to_the_tools_that_take_a_list_of_them() {
+        let tool = |name: &str, parameters: Value| ToolSpec {
+            name: name.into(),
+            description: String::new(),
+            parameters,
+            output: json!({}),
+            effects: Effects::Pure,
+            answer: None,
+        };
+        let one = tool(
+            "one",
+            json!({"properties": {"gene": {"type": "string", "x-domain": "gene"}}}),
+        );
+        let list = tool(
+            "list",
+            json!({"properties": {"genes": {"type": "array", "items": {"type": "string"}, "x-domain": "gene"}}}),
+        );
+        let neither = tool(
+            "neither",
+            json!({"properties": {"text": {"type": "string"}}}),
+        );
+        let names = |question| {
+            by_shape(question, &Genes, vec![&one, &neither, &list])
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert_eq!(
+            names("Is anything enriched among MCM2, MCM3 and MCM4?"),
+            "neither list"
+        );
+        // One gene, named twice or once: every tool stays.
+        assert_eq!(names("What is TP53? Is TP53 a gene?"), "one neither list");
+        // No tool takes a list of them: every tool stays.
+        let only = by_shape("MCM2 and MCM3", &Genes, vec![&one, &neither]);
+        assert_eq!(only.len(), 2);
     }
 
     #[test]
