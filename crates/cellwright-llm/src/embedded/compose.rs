@@ -142,25 +142,19 @@ pub fn by_shape<'t>(
     named.sort_unstable();
     named.dedup();
     // Each argument's domains, and whether it is a list.
-    let arguments = |t: &ToolSpec| -> Vec<(Vec<String>, bool)> {
+    let arguments = |t: &'t ToolSpec| -> Vec<(Vec<&'t str>, bool)> {
         let Some(Value::Object(properties)) = t.parameters.get("properties") else {
             return Vec::new();
         };
         properties
             .values()
-            .filter_map(Value::as_object)
-            .map(|p| {
-                let items = p.get("items").and_then(Value::as_object);
-                let mut ds: Vec<String> = domains_of(p).into_iter().map(str::to_owned).collect();
-                ds.extend(items.into_iter().flat_map(domains_of).map(str::to_owned));
-                (ds, items.is_some())
-            })
+            .map(|p| (argument_domains(p), p.get("items").is_some()))
             .collect()
     };
-    let takes = |t: &ToolSpec, domain: &str, list: bool| {
+    let takes = |t: &'t ToolSpec, domain: &str, list: bool| {
         arguments(t)
             .iter()
-            .any(|(ds, is_list)| *is_list == list && ds.iter().any(|d| d == domain))
+            .any(|(ds, is_list)| *is_list == list && ds.contains(&domain))
     };
     let mut kept = tools;
     for domain in [
@@ -365,14 +359,7 @@ pub fn copying(schema: &Value, sources: Sources) -> Value {
             .unwrap_or(u64::MAX);
         // A cue says the argument is wanted, never what it is: "markers of CD14+ Monocyte"
         // asks for a group, not for one named "markers".
-        let cues: Vec<String> = map
-            .get(CUES_KEYWORD)
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .map(str::to_lowercase)
-            .collect();
+        let cues = cues_of(map);
         let cued = |c: &String| {
             let first = c.split_whitespace().next().unwrap_or("").to_lowercase();
             cues.iter().any(|cue| first.starts_with(cue))
@@ -501,20 +488,14 @@ fn pin_named_together(
         else {
             continue;
         };
-        let in_domain = p.as_object().is_some_and(|p| {
-            !domains_of(p).is_empty()
-                || p.get("items")
-                    .and_then(Value::as_object)
-                    .is_some_and(|i| !domains_of(i).is_empty())
-        });
-        if !in_domain || list.get("maxItems") == Some(&json!(0)) {
+        // Of no domain, or held at its default (no items, or one value).
+        if argument_domains(p).is_empty()
+            || list.get("maxItems") == Some(&json!(0))
+            || list.contains_key("enum")
+        {
             continue;
         }
-        let cues: Vec<&str> = p
-            .get(CUES_KEYWORD)
-            .and_then(Value::as_array)
-            .map(|c| c.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
+        let cues = p.as_object().map(cues_of).unwrap_or_default();
         let together = named_together(question, choices, &cues);
         let fits = |key: &str, ok: &dyn Fn(u64) -> bool| {
             list.get(key).and_then(Value::as_u64).is_none_or(ok)
@@ -530,14 +511,14 @@ fn pin_named_together(
 }
 
 /// The longest run of `choices` the request names one after another, joined by a comma,
-/// `and`, `&`, `+` or `/`, next to one of `cues` (up to two words before it, or the word
-/// after it) when there are cues: "knocking out GATA2 and FOG1", "with SPI1, GATA1 and GATA2
-/// knocked out".
-fn named_together(question: &str, choices: &[Value], cues: &[&str]) -> Vec<String> {
+/// `and`, `&`, `+` or `/`, next to one of `cues` (lower-case; up to two words before it, or
+/// the word after it) when there are cues: "knocking out GATA2 and FOG1", "with SPI1, GATA1
+/// and GATA2 knocked out".
+fn named_together(question: &str, choices: &[Value], cues: &[String]) -> Vec<String> {
     let is_choice = |w: &str| choices.iter().any(|c| c.as_str() == Some(w));
     let cue = |w: &str| {
         let w = trim_word(w).to_lowercase();
-        cues.iter().any(|c| w.starts_with(&c.to_lowercase()))
+        cues.iter().any(|c| w.starts_with(c))
     };
     let tokens: Vec<&str> = question.split_whitespace().collect();
     // Runs as (first token, last token, names).
@@ -596,19 +577,7 @@ fn reserve_for_domains(
     else {
         return;
     };
-    // A list's domains are its items'.
-    let domains = |p: &Value| -> Vec<String> {
-        let Value::Object(p) = p else {
-            return Vec::new();
-        };
-        let own = domains_of(p);
-        let of_items = match p.get("items") {
-            Some(Value::Object(items)) => domains_of(items),
-            _ => Vec::new(),
-        };
-        own.into_iter().chain(of_items).map(str::to_owned).collect()
-    };
-    let taken: Vec<String> = properties.values().flat_map(domains).collect();
+    let taken: Vec<&str> = properties.values().flat_map(argument_domains).collect();
     let rest: Vec<String> = sources
         .candidates
         .iter()
@@ -631,7 +600,7 @@ fn reserve_for_domains(
         }
     };
     for (name, p) in properties {
-        if domains(p).is_empty() && text(p) {
+        if argument_domains(p).is_empty() && text(p) {
             let sources = Sources {
                 candidates: &rest,
                 ..sources
@@ -687,15 +656,40 @@ fn at_default(mut schema: serde_json::Map<String, Value>, default: &Value) -> Va
 /// Whether `question` uses one of the schema's cues (a word of it starts with one, ignoring
 /// case); `None` when the schema names none.
 fn cues_used(schema: &serde_json::Map<String, Value>, question: &str) -> Option<bool> {
-    let cues = schema.get(CUES_KEYWORD)?.as_array()?;
+    schema.get(CUES_KEYWORD)?.as_array()?;
     let words: Vec<String> = question
         .split(|c: char| !c.is_alphanumeric())
         .map(str::to_lowercase)
         .collect();
-    Some(cues.iter().filter_map(Value::as_str).any(|cue| {
-        let cue = cue.to_lowercase();
-        words.iter().any(|w| w.starts_with(&cue))
-    }))
+    Some(
+        cues_of(schema)
+            .iter()
+            .any(|cue| words.iter().any(|w| w.starts_with(cue))),
+    )
+}
+
+/// The schema's cues ([`CUES_KEYWORD`]), lower-case.
+fn cues_of(schema: &serde_json::Map<String, Value>) -> Vec<String> {
+    schema
+        .get(CUES_KEYWORD)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// An argument's domains: its own and, for a list, its items'.
+fn argument_domains(argument: &Value) -> Vec<&str> {
+    let Value::Object(argument) = argument else {
+        return Vec::new();
+    };
+    let mut domains = domains_of(argument);
+    if let Some(Value::Object(items)) = argument.get("items") {
+        domains.extend(domains_of(items));
+    }
+    domains
 }
 
 /// Whether one of `candidates` names `value`: the same words, ignoring case, `_` read as a
