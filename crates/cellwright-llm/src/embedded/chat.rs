@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use cellwright_core::{
     CancelToken, ChatEvent, ChatModel, ChatRequest, ChatResponse, FinishReason, Message,
-    ModelError, Role, ToolCallRequest, ToolChoice, ToolSpec, Usage, Vocabulary, domains_of,
+    ModelError, Role, ToolCallRequest, ToolChoice, ToolSpec, Usage, Vocabulary,
 };
 use futures::StreamExt;
 use futures::future::BoxFuture;
@@ -14,8 +14,8 @@ use llguidance::api::TopLevelGrammar;
 use serde_json::{Value, json};
 
 use super::compose::{
-    Sources, by_shape, compose_answer, compose_failures, copy_candidates, copying, generic,
-    since_question,
+    Sources, argument_domains, by_shape, compose_answer, compose_failures, copy_candidates,
+    copying, generic, since_question,
 };
 use super::engine::{Engine, Generated, SamplingParams};
 use super::minilm::{MiniLm, cosine};
@@ -931,11 +931,10 @@ fn tool_call_message(generated: &Generated, request: &ChatRequest) -> Result<Mes
 /// `schema` names a domain, and keeps its `minItems`): a small model may copy one value until
 /// a list is full (`["SHR", "SHR", …]`), and a gene listed twice means it once.
 fn without_repeats(value: &mut Value, schema: &Value) {
-    let domain = |s: &Value| s.as_object().is_some_and(|s| !domains_of(s).is_empty());
     match value {
         Value::Array(items) => {
             let item_schema = schema.get("items").unwrap_or(&Value::Null);
-            if domain(schema) || domain(item_schema) {
+            if !argument_domains(schema).is_empty() {
                 let mut seen = std::collections::HashSet::new();
                 let kept: Vec<Value> = items
                     .iter()

@@ -681,7 +681,7 @@ fn cues_of(schema: &serde_json::Map<String, Value>) -> Vec<String> {
 }
 
 /// An argument's domains: its own and, for a list, its items'.
-fn argument_domains(argument: &Value) -> Vec<&str> {
+pub(super) fn argument_domains(argument: &Value) -> Vec<&str> {
     let Value::Object(argument) = argument else {
         return Vec::new();
     };
