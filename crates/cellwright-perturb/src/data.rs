@@ -55,8 +55,30 @@ pub enum Direction {
     Overexpression,
 }
 
+impl Direction {
+    /// Knockout for overexpression and the other way round.
+    pub fn opposite(self) -> Self {
+        match self {
+            Direction::Knockout => Direction::Overexpression,
+            Direction::Overexpression => Direction::Knockout,
+        }
+    }
+}
+
 /// One gene perturbed one way: the unit that is "seen" or "unseen" in training.
 pub type Item = (String, Direction);
+
+/// The perturbation of `items` together.
+pub fn perturbation<'a>(items: impl IntoIterator<Item = &'a Item>) -> Perturbation {
+    let mut p = Perturbation::control();
+    for (gene, direction) in items {
+        match direction {
+            Direction::Knockout => p.knockouts.push(gene.clone()),
+            Direction::Overexpression => p.overexpressed.push(gene.clone()),
+        }
+    }
+    p
+}
 
 /// A perturbation's items, knockouts first, each list sorted.
 pub fn items(p: &Perturbation) -> Vec<Item> {
@@ -122,6 +144,22 @@ pub struct Pooled {
     pub columns: Vec<Vec<f32>>,
     /// Per cell, the indices of the genes it has perturbed.
     pub perturbed: Vec<Vec<usize>>,
+}
+
+impl Pooled {
+    /// Each gene's lowest and highest value over the cells.
+    pub fn range(&self) -> (Vec<f64>, Vec<f64>) {
+        let extreme = |pick: fn(f64, f64) -> f64, start: f64| -> Vec<f64> {
+            self.columns
+                .iter()
+                .map(|c| c.iter().fold(start, |m, &v| pick(m, f64::from(v))))
+                .collect()
+        };
+        (
+            extreme(f64::min, f64::INFINITY),
+            extreme(f64::max, f64::NEG_INFINITY),
+        )
+    }
 }
 
 /// A screen ready for models: genes, control cells and perturbed groups, log-normalised

@@ -10,7 +10,7 @@ use serde::Serialize;
 use cellwright_sim::Perturbation;
 
 use crate::baselines::Predictor;
-use crate::data::{Item, PerturbError, ScreenData, items};
+use crate::data::{Item, PerturbError, ScreenData, items, perturbation};
 
 /// Members' predictions weighted and summed.
 #[derive(Debug)]
@@ -210,7 +210,7 @@ impl Predictor for Anchored {
         }
         for item in its {
             if let Some(observed) = self.singles.get(&item) {
-                let alone = self.inner.predict(&single(&item))?;
+                let alone = self.inner.predict(&perturbation([&item]))?;
                 for ((o, a), m) in out.iter_mut().zip(observed).zip(alone) {
                     *o += a - m;
                 }
@@ -218,14 +218,4 @@ impl Predictor for Anchored {
         }
         Ok(out)
     }
-}
-
-/// The perturbation of one item.
-fn single((gene, direction): &Item) -> Perturbation {
-    let mut p = Perturbation::control();
-    match direction {
-        crate::data::Direction::Knockout => p.knockouts.push(gene.clone()),
-        crate::data::Direction::Overexpression => p.overexpressed.push(gene.clone()),
-    }
-    p
 }

@@ -5,7 +5,8 @@
 //!   `obs.perturbation` or simulated from a published Boolean model (cellwright-sim).
 //! - [`split`]: GEARS's splits by perturbation: unseen singles, and combinations with 0, 1 or
 //!   2 items seen alone in training.
-//! - [`baselines`]: no change, train mean, additive, and Ahlmann-Eltze et al.'s linear model.
+//! - [`baselines`]: no change, train mean, additive, and Ahlmann-Eltze et al.'s linear model;
+//!   and the opposite model (a gene's measured opposite perturbation, mirrored).
 //! - [`mechanistic`]: a Boolean network learned from the training cells and simulated under
 //!   the perturbation; each predicted change comes with the regulatory path behind it.
 //! - [`neural`]: a candle network from gene embeddings (the inferred network's coefficients,
@@ -24,7 +25,7 @@ pub mod neural;
 pub mod split;
 pub mod study;
 
-pub use baselines::{Additive, Linear, NoChange, Predictor, TrainMean, baselines};
+pub use baselines::{Additive, Linear, NoChange, Opposite, Predictor, TrainMean, baselines};
 pub use data::{Direction, Group, PerturbError, ScreenData, ScreenDesign, parse_label};
 pub use ensemble::{Anchored, Ensemble, Stacking};
 pub use evaluate::{Replicate, Scored, Summary, score_split, summarise};
@@ -49,8 +50,8 @@ use cellwright_core::{CancelToken, Progress};
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Method {
-    /// The mechanistic, neural and linear models' predictions, weighted by stacking and
-    /// anchored to the measured singles.
+    /// The mechanistic, neural, linear and opposite models' predictions, weighted by stacking
+    /// and anchored to the measured singles.
     #[default]
     Ensemble,
     /// A Boolean network learned from the cells, simulated; explains each change.
@@ -129,6 +130,7 @@ impl Fitted {
                     Ok(vec![
                         Box::new(neural(train)?),
                         Box::new(Linear::fit(data, train)?),
+                        Box::new(Opposite::fit(data, train)?),
                     ])
                 };
                 let members = |train: &[usize]| -> Result<Vec<Box<dyn Predictor>>, PerturbError> {

@@ -148,17 +148,9 @@ impl Neural {
             ));
         }
         let n = data.genes.len();
-        let Pooled { columns, perturbed } = data.pooled(train)?;
-        let extreme = |pick: fn(f64, f64) -> f64, start: f64| -> Vec<f64> {
-            columns
-                .iter()
-                .map(|c| c.iter().fold(start, |m, &v| pick(m, f64::from(v))))
-                .collect()
-        };
-        let (low, high) = (
-            extreme(f64::min, f64::INFINITY),
-            extreme(f64::max, f64::NEG_INFINITY),
-        );
+        let pooled = data.pooled(train)?;
+        let (low, high) = pooled.range();
+        let Pooled { columns, perturbed } = pooled;
         let coefficients = regressions(&columns, &perturbed, options.ridge)?;
         let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
         let dev = Device::Cpu;

@@ -8,7 +8,7 @@ use cellwright_core::{CancelToken, NoProgress};
 use cellwright_data::boolean::BooleanNetwork;
 use serde::Serialize;
 
-use crate::baselines::{Predictor, baselines};
+use crate::baselines::{Opposite, Predictor, baselines};
 use crate::data::{PerturbError, ScreenData, ScreenDesign};
 use crate::evaluate::{Replicate, Scored, Summary, score_split, summarise};
 use crate::mechanistic::MechanisticOptions;
@@ -86,6 +86,8 @@ pub fn run(
         stacking = stacking.or(fitted.stacking);
         methods.push(fitted.predictor);
     }
+    // The ensemble's member for genes measured only the other way, alone, to show what it adds.
+    methods.push(Box::new(Opposite::fit(&data, &split.train)?));
     let mut all: Vec<&dyn Predictor> = methods.iter().map(|m| m.as_ref()).collect();
     all.push(&ceiling);
     let scored = score_split(&data, &split, &all)?;

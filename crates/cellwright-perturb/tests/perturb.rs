@@ -4,8 +4,8 @@ use cellwright_core::{CancelToken, NoProgress};
 use cellwright_data::boolean::BooleanNetwork;
 use cellwright_perturb::{
     Additive, Category, Fitted, Group, Linear, Mechanistic, MechanisticOptions, Method, Neural,
-    NeuralOptions, PerturbError, Predictor, ScreenData, ScreenDesign, Split, SplitOptions,
-    TrainMean,
+    NeuralOptions, Opposite, PerturbError, Predictor, ScreenData, ScreenDesign, Split,
+    SplitOptions, TrainMean,
 };
 use cellwright_sim::{CountNoise, Perturbation, Settings, Simulator};
 use ndarray::Array2;
@@ -68,6 +68,58 @@ fn a_purely_additive_pair_is_predicted_exactly_by_the_additive_baseline() {
         mean.predict(&pair("A", "B")).unwrap(),
         mean.predict(&Perturbation::knockout(["C"])).unwrap()
     );
+}
+
+/// Gene A is on (2.0, lifting B to 1.5) in three of four control cells and off (0.0, B at
+/// 0.5) in the fourth. Overexpressing A turns every cell on; knocking it out turns every cell
+/// off, a change three times as large the other way.
+fn mixture_screen() -> ScreenData {
+    let (on, off) = ([2.0f32, 1.5, 0.25], [0.0f32, 0.5, 0.25]);
+    let mut control = constant_cells(&on, 4);
+    control.row_mut(3).assign(&ndarray::arr1(&off));
+    let group = |p: Perturbation, profile: &[f32]| Group {
+        perturbation: p,
+        cells: constant_cells(profile, 4),
+    };
+    let oe_a = Perturbation {
+        knockouts: Vec::new(),
+        overexpressed: vec!["A".into()],
+    };
+    let groups = vec![
+        group(oe_a, &on),
+        group(Perturbation::knockout(["A"]), &off),
+        group(Perturbation::knockout(["C"]), &[2.0, 1.5, 0.0]),
+    ];
+    ScreenData::new(genes(&["A", "B", "C"]), control, groups).unwrap()
+}
+
+#[test]
+fn a_knockout_is_read_from_its_overexpression_as_a_mixture_of_on_and_off_cells() {
+    let data = mixture_screen();
+    // Trained on A OE and C KO only: A KO is predicted from A OE, scaled by −f/(1 − f) = −3.
+    let opposite = Opposite::fit(&data, &[0, 2]).unwrap();
+    let predicted = opposite.predict(&Perturbation::knockout(["A"])).unwrap();
+    let observed = data.delta(1);
+    for (p, o) in predicted.iter().zip(observed) {
+        assert!((p - o).abs() < 1e-5, "{predicted:?} vs {observed:?}");
+    }
+    // C was never overexpressed: its knockout adds nothing, so the pair is A KO's part alone.
+    let both = opposite.predict(&pair("A", "C")).unwrap();
+    assert_eq!(both, predicted);
+    let c_oe = Perturbation {
+        knockouts: Vec::new(),
+        overexpressed: vec!["C".into()],
+    };
+    // C OE is read from C KO with the plain mirror (C sits at its highest in control, so no
+    // mixture can be read from its levels): minus C KO's delta.
+    let mirrored = opposite.predict(&c_oe).unwrap();
+    for (m, o) in mirrored.iter().zip(data.delta(2)) {
+        assert!((m + o).abs() < 1e-6, "{mirrored:?}");
+    }
+    assert!(matches!(
+        opposite.predict(&Perturbation::knockout(["Z"])),
+        Err(PerturbError::UnknownGene { .. })
+    ));
 }
 
 #[test]
@@ -222,7 +274,7 @@ fn the_mechanistic_model_predicts_an_unseen_knockout_through_learned_rules_and_e
     )
     .unwrap();
     let stacking = fitted.stacking.unwrap();
-    assert_eq!(stacking.members, ["mechanistic", "neural", "linear"]);
+    assert_eq!(stacking.members, ["mechanistic", "neural", "linear", "opposite"]);
     assert!(stacking.weights.iter().all(|w| *w >= 0.0), "{stacking:?}");
     assert!(fitted.mechanistic.is_some());
 }

@@ -6,8 +6,8 @@
 //! knockouts, split GEARS's way; every method scored per category (Pearson delta on all
 //! genes and on the top 20 observed changes, MAE, DES, PDS, the VCC score); fit times;
 //! scatter plots of predicted against observed top-20 deltas. "Ours" is the ensemble (the
-//! mechanistic, neural and linear models weighted by stacking on the training
-//! perturbations); the mechanistic and neural models alone are reported too.
+//! mechanistic, neural, linear and opposite models weighted by stacking on the training
+//! perturbations); the mechanistic, neural and opposite models alone are reported too.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -135,6 +135,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
         let ours = pooled(&runs, OURS, category, metric);
         let mechanistic = pooled(&runs, "mechanistic", category, metric);
         let neural = pooled(&runs, "neural", category, metric);
+        let opposite = pooled(&runs, "opposite", category, metric);
         let (best_all, _) = best_baseline(&runs, category, "pearson_delta");
         let ours_all = pooled(&runs, OURS, category, "pearson_delta");
         let ceiling_all = pooled(&runs, "ceiling", category, "pearson_delta");
@@ -152,7 +153,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
             category.name(),
             json!({
                 "best_baseline": name, "best_baseline_value": best, "ours": ours,
-                "mechanistic": mechanistic, "neural": neural,
+                "mechanistic": mechanistic, "neural": neural, "opposite": opposite,
                 "ceiling": pooled(&runs, "ceiling", category, metric),
                 "ours_over_best_baseline": ours / best,
                 "mechanistic_over_best_baseline": mechanistic / best,
@@ -217,10 +218,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
     println!("\npooled over {} runs (Pearson delta, top 20)", runs.len());
     for (category, v) in &per_category {
         println!(
-            "  {category:<14} ours {:.3}  mechanistic {:.3}  neural {:.3}  best baseline {:.3} ({})  ceiling {:.3}  gap closed {:.2}  runs won {}/{}",
+            "  {category:<14} ours {:.3}  mechanistic {:.3}  neural {:.3}  opposite {:.3}  best baseline {:.3} ({})  ceiling {:.3}  gap closed {:.2}  runs won {}/{}",
             num(&v["ours"]),
             num(&v["mechanistic"]),
             num(&v["neural"]),
+            num(&v["opposite"]),
             num(&v["best_baseline_value"]),
             v["best_baseline"].as_str().unwrap_or(""),
             num(&v["ceiling"]),
