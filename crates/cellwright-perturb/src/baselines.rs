@@ -140,7 +140,7 @@ impl Opposite {
 
     pub fn fit(data: &ScreenData, train: &[usize]) -> Result<Self, PerturbError> {
         training_groups(data, train)?;
-        let (low, high) = data.pooled(train)?.range();
+        let (low, high) = data.range(train)?;
         Ok(Self {
             genes: data.genes.clone(),
             singles: data.singles(train).into_iter().collect(),

@@ -146,22 +146,6 @@ pub struct Pooled {
     pub perturbed: Vec<Vec<usize>>,
 }
 
-impl Pooled {
-    /// Each gene's lowest and highest value over the cells.
-    pub fn range(&self) -> (Vec<f64>, Vec<f64>) {
-        let extreme = |pick: fn(f64, f64) -> f64, start: f64| -> Vec<f64> {
-            self.columns
-                .iter()
-                .map(|c| c.iter().fold(start, |m, &v| pick(m, f64::from(v))))
-                .collect()
-        };
-        (
-            extreme(f64::min, f64::INFINITY),
-            extreme(f64::max, f64::NEG_INFINITY),
-        )
-    }
-}
-
 /// A screen ready for models: genes, control cells and perturbed groups, log-normalised
 /// (counts scaled to the median cell total and `log1p`'d; values that are not counts are
 /// taken as normalised already).
@@ -357,15 +341,38 @@ impl ScreenData {
         };
         add(&self.control, Vec::new());
         for &g in train {
-            let group = self.groups.get(g).ok_or_else(|| {
-                PerturbError::Invalid(format!(
-                    "training group {g} of a screen with {}",
-                    self.groups.len()
-                ))
-            })?;
+            let group = self.training_group(g)?;
             add(&group.cells, self.targets(&group.perturbation)?);
         }
         Ok(pooled)
+    }
+
+    /// Group `g`, named in a list of training groups.
+    fn training_group(&self, g: usize) -> Result<&Group, PerturbError> {
+        self.groups.get(g).ok_or_else(|| {
+            PerturbError::Invalid(format!(
+                "training group {g} of a screen with {}",
+                self.groups.len()
+            ))
+        })
+    }
+
+    /// Each gene's lowest and highest value over the control cells and those of the groups
+    /// `train`.
+    pub fn range(&self, train: &[usize]) -> Result<(Vec<f64>, Vec<f64>), PerturbError> {
+        let n = self.genes.len();
+        let (mut low, mut high) = (vec![f64::INFINITY; n], vec![f64::NEG_INFINITY; n]);
+        let mut cells = vec![&self.control];
+        for &g in train {
+            cells.push(&self.training_group(g)?.cells);
+        }
+        for row in cells.into_iter().flat_map(|c| c.rows()) {
+            for ((l, h), &v) in low.iter_mut().zip(high.iter_mut()).zip(row) {
+                *l = l.min(f64::from(v));
+                *h = h.max(f64::from(v));
+            }
+        }
+        Ok((low, high))
     }
 
     /// Group `g`'s cells, or the control's, as one `Vec` per cell.

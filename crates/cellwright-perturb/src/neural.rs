@@ -148,9 +148,8 @@ impl Neural {
             ));
         }
         let n = data.genes.len();
-        let pooled = data.pooled(train)?;
-        let (low, high) = pooled.range();
-        let Pooled { columns, perturbed } = pooled;
+        let (low, high) = data.range(train)?;
+        let Pooled { columns, perturbed } = data.pooled(train)?;
         let coefficients = regressions(&columns, &perturbed, options.ridge)?;
         let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
         let dev = Device::Cpu;

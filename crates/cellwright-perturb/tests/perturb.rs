@@ -274,7 +274,10 @@ fn the_mechanistic_model_predicts_an_unseen_knockout_through_learned_rules_and_e
     )
     .unwrap();
     let stacking = fitted.stacking.unwrap();
-    assert_eq!(stacking.members, ["mechanistic", "neural", "linear", "opposite"]);
+    assert_eq!(
+        stacking.members,
+        ["mechanistic", "neural", "linear", "opposite"]
+    );
     assert!(stacking.weights.iter().all(|w| *w >= 0.0), "{stacking:?}");
     assert!(fitted.mechanistic.is_some());
 }
