@@ -138,6 +138,13 @@ fn bad_input_gets_named_errors() {
             .contains("no training")
     );
     assert!(TrainMean::fit(&data, &[7]).is_err());
+    // A training group the screen does not have is named, by every reader of the cells.
+    for e in [
+        data.range(&[0, 7]).unwrap_err(),
+        data.pooled(&[0, 7]).map(|_| ()).unwrap_err(),
+    ] {
+        assert!(e.to_string().contains("training group 7"), "{e}");
+    }
     // A matrix without control cells, and one without the column.
     let m = cellwright_data::matrix::ExpressionMatrix::new(
         cellwright_data::matrix::Values::Dense(Array2::zeros((2, 1))),
